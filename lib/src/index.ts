@@ -1,0 +1,2 @@
+/** Public surface of the rift-bn library. */
+export * from './engine.js';
