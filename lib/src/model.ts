@@ -1,0 +1,374 @@
+/**
+ * Kuang Liu's CIFAR ResNet-18 (github.com/kuangliu/pytorch-cifar, as RiFT uses it), with a
+ * width multiplier and a class count, and a module registry keyed by PyTorch names.
+ *
+ * Architecture: normalise per channel → conv3x3(3→w)+BN+ReLU (no max-pool) → 4 stages of 2
+ * post-activation BasicBlocks (widths w,2w,4w,8w; strides 1,2,2,2; block = conv3x3→BN→ReLU→
+ * conv3x3→BN, + shortcut (identity, or conv1x1(stride)+BN when the shape changes) → ReLU) →
+ * global 4×4 average pool → Linear(8w→classes). Convs have no bias. w = round(64·width).
+ *
+ * Layouts (TF.js): activations NHWC; conv weights HWIO [kh,kw,in,out] (PyTorch: OIHW);
+ * linear weight [in,out] (PyTorch: [out,in]). State keys are PyTorch `state_dict` keys
+ * (`layer2.0.shortcut.1.running_var`), without `num_batches_tracked`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from './rng.js';
+import { batchNormEval, batchNormTrain, updateRunningStats } from './batchnorm.js';
+
+/** CIFAR-10 channel statistics used by RiFT's code (also for CIFAR-100). */
+export const CIFAR_MEAN: readonly [number, number, number] = [0.4914, 0.4822, 0.4465];
+export const CIFAR_STD: readonly [number, number, number] = [0.2471, 0.2435, 0.2616];
+
+export interface ResNetConfig {
+  /** Architecture id; only 'resnet18' exists. */
+  arch: 'resnet18';
+  /** Width multiplier on the base widths 64/128/256/512 (channels rounded, ≥ 1). Default 1. */
+  width: number;
+  /** Number of output classes. Default 10. */
+  numClasses: number;
+  /** Per-channel input mean subtracted inside the model. Default CIFAR_MEAN. */
+  mean: readonly [number, number, number];
+  /** Per-channel input std divided inside the model. Default CIFAR_STD. */
+  std: readonly [number, number, number];
+  /** BN momentum, PyTorch convention (weight of the new batch). Default 0.1. */
+  bnMomentum: number;
+  /** BN epsilon. Default 1e-5 (PyTorch; TF.js's default is 1e-3). */
+  bnEps: number;
+}
+
+export const DEFAULT_RESNET_CONFIG: ResNetConfig = {
+  arch: 'resnet18',
+  width: 1,
+  numClasses: 10,
+  mean: CIFAR_MEAN,
+  std: CIFAR_STD,
+  bnMomentum: 0.1,
+  bnEps: 1e-5,
+};
+
+export type ModuleKind = 'conv' | 'linear' | 'bn';
+
+/** One entry of a module's state: `key` is the full PyTorch-style name. */
+export interface StateEntryInfo {
+  key: string;
+  /** 'weight' | 'bias' | 'running_mean' | 'running_var' */
+  role: 'weight' | 'bias' | 'running_mean' | 'running_var';
+  shape: number[];
+  /** Parameters (weights, γ/β, biases) are trainable; running statistics are buffers. */
+  trainable: boolean;
+}
+
+/** A module of the network in forward order. */
+export interface ModuleInfo {
+  /** PyTorch module name, e.g. 'layer2.1.conv2', 'layer3.0.shortcut.1', 'linear'. */
+  name: string;
+  kind: ModuleKind;
+  /** Index in network (forward) order. */
+  index: number;
+  entries: StateEntryInfo[];
+  /** Number of trainable parameters. */
+  numParams: number;
+}
+
+/**
+ * What a BN layer does in a training-mode forward call (`{training: true}`):
+ * - 'train': normalise with batch statistics and update running statistics (PyTorch train());
+ * - 'batch': normalise with batch statistics, leave running statistics unchanged;
+ * - 'eval':  normalise with running statistics (PyTorch eval() on that layer).
+ * In inference-mode calls every BN layer uses its running statistics.
+ */
+export type BNMode = 'train' | 'batch' | 'eval';
+
+export interface ForwardOptions {
+  /** Training-mode call: BN layers behave per their BNMode. Default false (inference). */
+  training?: boolean;
+}
+
+/** Anything that maps images [b,32,32,3] in [0,1] to logits [b,k]. Attacks and evaluation take this. */
+export interface Classifier {
+  forward(x: tf.Tensor4D, options?: ForwardOptions): tf.Tensor2D;
+}
+
+/** Owned copies of some state entries; `dispose()` frees them. */
+export interface StateSnapshot {
+  readonly tensors: ReadonlyMap<string, tf.Tensor>;
+  dispose(): void;
+}
+
+interface ConvSpec { name: string; inC: number; outC: number; k: number; stride: number }
+
+let modelCounter = 0;
+
+/** The CIFAR ResNet-18. Create with `createResNet18`. Call `dispose()` to free its variables. */
+export class ResNet18 implements Classifier {
+  readonly config: ResNetConfig;
+  private readonly vars = new Map<string, tf.Variable>();
+  private readonly moduleList: ModuleInfo[] = [];
+  private readonly bnMode = new Map<string, BNMode>();
+  private readonly id = ++modelCounter;
+  private readonly normMean: tf.Tensor1D;
+  private readonly normInvStd: tf.Tensor1D;
+  private disposed = false;
+
+  /** Use `createResNet18`. `init(key, shape)` supplies every state entry's initial values. */
+  constructor(config: ResNetConfig, init: (key: string, shape: number[], role: StateEntryInfo['role'], fanIn: number) => Float32Array) {
+    validateConfig(config);
+    this.config = { ...config, mean: [...config.mean] as [number, number, number], std: [...config.std] as [number, number, number] };
+    const w = (base: number) => Math.max(1, Math.round(base * config.width));
+    const add = (name: string, kind: ModuleKind, specs: Array<[StateEntryInfo['role'], number[], number]>) => {
+      const entries: StateEntryInfo[] = [];
+      let numParams = 0;
+      for (const [role, shape, fanIn] of specs) {
+        const key = `${name}.${role}`;
+        const trainable = role === 'weight' || role === 'bias';
+        const values = init(key, shape, role, fanIn);
+        // Variable names must be unique across models in one TF.js engine: prefix with the model id.
+        this.vars.set(key, tf.variable(tf.tensor(values, shape, 'float32'), trainable, `rn${this.id}/${key}`));
+        entries.push({ key, role, shape, trainable });
+        if (trainable) numParams += values.length;
+      }
+      this.moduleList.push({ name, kind, index: this.moduleList.length, entries, numParams });
+      if (kind === 'bn') this.bnMode.set(name, 'train');
+    };
+    const conv = (s: ConvSpec) => add(s.name, 'conv', [['weight', [s.k, s.k, s.inC, s.outC], s.inC * s.k * s.k]]);
+    const bn = (name: string, c: number) =>
+      add(name, 'bn', [['weight', [c], 0], ['bias', [c], 0], ['running_mean', [c], 0], ['running_var', [c], 0]]);
+
+    conv({ name: 'conv1', inC: 3, outC: w(64), k: 3, stride: 1 });
+    bn('bn1', w(64));
+    let inC = w(64);
+    for (const [li, base, stride] of [[1, 64, 1], [2, 128, 2], [3, 256, 2], [4, 512, 2]] as const) {
+      for (const b of [0, 1]) {
+        const p = `layer${li}.${b}`;
+        const s = b === 0 ? stride : 1;
+        const outC = w(base);
+        conv({ name: `${p}.conv1`, inC, outC, k: 3, stride: s });
+        bn(`${p}.bn1`, outC);
+        conv({ name: `${p}.conv2`, inC: outC, outC, k: 3, stride: 1 });
+        bn(`${p}.bn2`, outC);
+        if (s !== 1 || inC !== outC) {
+          conv({ name: `${p}.shortcut.0`, inC, outC, k: 1, stride: s });
+          bn(`${p}.shortcut.1`, outC);
+        }
+        inC = outC;
+      }
+    }
+    add('linear', 'linear', [['weight', [inC, config.numClasses], inC], ['bias', [config.numClasses], inC]]);
+    this.normMean = tf.keep(tf.tensor1d([...config.mean]));
+    this.normInvStd = tf.keep(tf.tensor1d(config.std.map((v) => 1 / v)));
+  }
+
+  /** All modules in forward order (conv, bn, linear). */
+  modules(): ModuleInfo[] {
+    return this.moduleList.map((m) => ({ ...m, entries: m.entries.map((e) => ({ ...e, shape: [...e.shape] })) }));
+  }
+
+  /** One module by name; throws listing valid names if unknown. */
+  module(name: string): ModuleInfo {
+    const m = this.moduleList.find((x) => x.name === name);
+    if (!m) throw new Error(`unknown module '${name}'; modules are: ${this.moduleList.map((x) => x.name).join(', ')}`);
+    return { ...m, entries: m.entries.map((e) => ({ ...e, shape: [...e.shape] })) };
+  }
+
+  /** Every state key (PyTorch state_dict order). */
+  stateKeys(): string[] {
+    return [...this.vars.keys()];
+  }
+
+  /** Total trainable parameters (11,173,962 for width 1, 10 classes). */
+  numParams(): number {
+    return this.moduleList.reduce((a, m) => a + m.numParams, 0);
+  }
+
+  /** The live variable behind a state key (not a copy: do not dispose it). */
+  variable(key: string): tf.Variable {
+    const v = this.vars.get(key);
+    if (!v) throw new Error(`unknown state key '${key}'`);
+    return v;
+  }
+
+  /**
+   * Trainable variables of the named modules (all modules when omitted): conv/linear weights
+   * (+ linear bias), BN γ (`weight`) and β (`bias`). Live variables, not copies.
+   */
+  trainableVariables(moduleNames?: readonly string[]): tf.Variable[] {
+    const names = moduleNames ?? this.moduleList.map((m) => m.name);
+    return names.flatMap((n) => this.module(n).entries.filter((e) => e.trainable).map((e) => this.variable(e.key)));
+  }
+
+  /** Sets the BNMode of the named BN layers ('all' for every one). */
+  setBNMode(names: readonly string[] | 'all', mode: BNMode): void {
+    const list = names === 'all' ? [...this.bnMode.keys()] : names;
+    for (const n of list) {
+      if (!this.bnMode.has(n)) throw new Error(`setBNMode: '${n}' is not a BN module; BN modules are: ${[...this.bnMode.keys()].join(', ')}`);
+      this.bnMode.set(n, mode);
+    }
+  }
+
+  /** Current BNMode of every BN layer. */
+  bnModes(): Record<string, BNMode> {
+    return Object.fromEntries(this.bnMode);
+  }
+
+  /** Copies of the named state entries (all when omitted). The caller disposes the snapshot. */
+  snapshot(keys?: readonly string[]): StateSnapshot {
+    const m = new Map<string, tf.Tensor>();
+    for (const k of keys ?? this.stateKeys()) m.set(k, tf.clone(this.variable(k)));
+    return { tensors: m, dispose: () => m.forEach((t) => t.dispose()) };
+  }
+
+  /** Copies of every entry of the named modules. The caller disposes the snapshot. */
+  snapshotModules(moduleNames: readonly string[]): StateSnapshot {
+    return this.snapshot(moduleNames.flatMap((n) => this.module(n).entries.map((e) => e.key)));
+  }
+
+  /** Writes the snapshot's values back (the snapshot stays valid and owned by the caller). */
+  restore(snapshot: StateSnapshot): void {
+    this.write(snapshot.tensors);
+  }
+
+  /** Assigns values to state entries; shapes must match. Does not take ownership of `values`. */
+  write(values: ReadonlyMap<string, tf.Tensor> | Record<string, tf.Tensor>): void {
+    const entries = values instanceof Map ? [...values.entries()] : Object.entries(values);
+    for (const [k, t] of entries) {
+      const v = this.variable(k);
+      if (!tf.util.arraysEqual(v.shape, t.shape)) throw new Error(`write: '${k}' expects shape [${v.shape}], got [${t.shape}]`);
+      v.assign(t);
+    }
+  }
+
+  /** Reads one state entry as a JS array copy (no tensor is created that outlives the call). */
+  read(key: string): Float32Array {
+    return this.variable(key).dataSync() as Float32Array;
+  }
+
+  /**
+   * Logits [b, numClasses] for images x [b,32,32,3] in [0,1]. In a training-mode call each BN
+   * layer follows its BNMode and 'train' layers update their running statistics (side effect).
+   * Caller disposes the result.
+   */
+  forward(x: tf.Tensor4D, options: ForwardOptions = {}): tf.Tensor2D {
+    this.assertAlive();
+    const training = options.training ?? false;
+    return tf.tidy(() => {
+      let h = tf.mul(tf.sub(x, this.normMean), this.normInvStd) as tf.Tensor4D;
+      h = tf.relu(this.bn('bn1', this.conv('conv1', h, 1), training));
+      let inC = h.shape[3];
+      for (const li of [1, 2, 3, 4]) {
+        for (const b of [0, 1]) {
+          const p = `layer${li}.${b}`;
+          const stride = li > 1 && b === 0 ? 2 : 1;
+          let o = tf.relu(this.bn(`${p}.bn1`, this.conv(`${p}.conv1`, h, stride), training));
+          o = this.bn(`${p}.bn2`, this.conv(`${p}.conv2`, o, 1), training);
+          const outC = o.shape[3];
+          const sc = stride !== 1 || inC !== outC ? this.bn(`${p}.shortcut.1`, this.conv(`${p}.shortcut.0`, h, stride), training) : h;
+          h = tf.relu(tf.add(o, sc)) as tf.Tensor4D;
+          inC = outC;
+        }
+      }
+      const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
+      return tf.add(tf.matMul(pooled, this.variable('linear.weight')), this.variable('linear.bias')) as tf.Tensor2D;
+    });
+  }
+
+  /** Inference-mode logits; same as `forward(x, {training: false})`. Caller disposes. */
+  predict(x: tf.Tensor4D): tf.Tensor2D {
+    return this.forward(x, { training: false });
+  }
+
+  /**
+   * The output of one BN module (after BN, before any ReLU or residual add) for inputs x,
+   * in inference mode; for Figure 3's KDE. Returns [b,h,w,c]; caller disposes.
+   */
+  bnOutput(x: tf.Tensor4D, bnName: string): tf.Tensor4D {
+    if (this.module(bnName).kind !== 'bn') throw new Error(`bnOutput: '${bnName}' is not a BN module`);
+    let captured: tf.Tensor4D | undefined;
+    const logits = tf.tidy(() => {
+      this.captureName = bnName;
+      this.captureSink = (t) => { captured = tf.keep(t); };
+      try {
+        return this.forward(x, { training: false });
+      } finally {
+        this.captureName = undefined;
+        this.captureSink = undefined;
+      }
+    });
+    logits.dispose();
+    return captured!;
+  }
+
+  private captureName: string | undefined;
+  private captureSink: ((t: tf.Tensor4D) => void) | undefined;
+
+  private conv(name: string, x: tf.Tensor4D, stride: number): tf.Tensor4D {
+    const w = this.variable(`${name}.weight`) as unknown as tf.Tensor4D;
+    const k = w.shape[0];
+    // PyTorch pads 3x3 convs by 1 on every side; TF 'same' would pad (0,1) at stride 2.
+    const pad: 'valid' | [[number, number], [number, number], [number, number], [number, number]] =
+      k === 1 ? 'valid' : [[0, 0], [(k - 1) / 2, (k - 1) / 2], [(k - 1) / 2, (k - 1) / 2], [0, 0]];
+    return tf.conv2d(x, w, stride, pad) as tf.Tensor4D;
+  }
+
+  private bn(name: string, x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+    const g = this.variable(`${name}.weight`) as unknown as tf.Tensor1D;
+    const b = this.variable(`${name}.bias`) as unknown as tf.Tensor1D;
+    const rm = this.variable(`${name}.running_mean`);
+    const rv = this.variable(`${name}.running_var`);
+    const mode = training ? this.bnMode.get(name)! : 'eval';
+    let y: tf.Tensor4D;
+    if (mode === 'eval') {
+      y = batchNormEval(x, g, b, rm as unknown as tf.Tensor1D, rv as unknown as tf.Tensor1D, this.config.bnEps);
+    } else {
+      const r = batchNormTrain(x, g, b, this.config.bnEps);
+      if (mode === 'train') {
+        updateRunningStats(rm, rv, r.mean, r.variance, x.shape[0] * x.shape[1] * x.shape[2], this.config.bnMomentum);
+      }
+      y = r.y;
+    }
+    if (this.captureName === name) this.captureSink!(y);
+    return y;
+  }
+
+  /** Frees every variable. The model is unusable afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.vars.forEach((v) => v.dispose());
+    this.normMean.dispose();
+    this.normInvStd.dispose();
+    this.disposed = true;
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new Error('model was disposed');
+  }
+}
+
+function validateConfig(c: ResNetConfig): void {
+  if (c.arch !== 'resnet18') throw new Error(`config.arch: only 'resnet18' is supported, got '${c.arch}'`);
+  if (!(c.width > 0) || !Number.isFinite(c.width)) throw new Error(`config.width must be a positive number, got ${c.width}`);
+  if (!Number.isInteger(c.numClasses) || c.numClasses < 2) throw new Error(`config.numClasses must be an integer ≥ 2, got ${c.numClasses}`);
+  if (c.mean.length !== 3 || c.std.length !== 3 || c.std.some((s) => !(s > 0))) throw new Error('config.mean/std must be 3 numbers (std > 0)');
+  if (!(c.bnMomentum > 0 && c.bnMomentum <= 1)) throw new Error(`config.bnMomentum must be in (0,1], got ${c.bnMomentum}`);
+  if (!(c.bnEps > 0)) throw new Error(`config.bnEps must be > 0, got ${c.bnEps}`);
+}
+
+/**
+ * A new ResNet-18 with PyTorch's default initialisation, drawn from a seeded generator:
+ * conv/linear weights and linear bias U(−1/√fan_in, 1/√fan_in) (kaiming_uniform with a=√5),
+ * BN γ=1, β=0, running mean 0, running var 1. Same seed → same weights on every backend.
+ */
+export function createResNet18(config: Partial<ResNetConfig> = {}, seed = 0): ResNet18 {
+  const rng = new Rng(seed);
+  return new ResNet18({ ...DEFAULT_RESNET_CONFIG, ...config }, (key, shape, role, fanIn) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n);
+    const isBn = fanIn === 0;
+    if (isBn) {
+      if (role === 'weight' || role === 'running_var') out.fill(1);
+      return out;
+    }
+    const bound = 1 / Math.sqrt(fanIn);
+    for (let i = 0; i < n; i++) out[i] = (rng.uniform() * 2 - 1) * bound;
+    return out;
+  });
+}
