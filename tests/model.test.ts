@@ -103,7 +103,7 @@ test('running statistics follow PyTorch (momentum 0.1, unbiased variance)', () =
     m.setBNMode('all', 'train');
     // bn1 sees conv1(normalised x): recompute its batch statistics independently.
     const [mean, varUnbiased] = tf.tidy(() => {
-      const h = tf.div(tf.sub(x, tf.tensor1d(m.config.mean as number[])), tf.tensor1d(m.config.std as number[]));
+      const h = tf.div(tf.sub(x, tf.tensor1d([...m.config.mean])), tf.tensor1d([...m.config.std]));
       const c = tf.conv2d(h as tf.Tensor4D, m.variable('conv1.weight') as unknown as tf.Tensor4D, 1, [[0, 0], [1, 1], [1, 1], [0, 0]]);
       const mo = tf.moments(c, [0, 1, 2]);
       const n = c.size / c.shape[3];

@@ -1,2 +1,17 @@
-/** Public surface of the rift-bn library. */
+/**
+ * Public surface of the rift-bn library: engine, data, model, attacks, evaluation, training,
+ * checkpoints. Notebooks import it by package name: `import * as rb from 'rift-bn'`.
+ */
+export * as tf from '@tensorflow/tfjs-core';
 export * from './engine.js';
+export * from './rng.js';
+export * from './data.js';
+export * from './model.js';
+export * from './batchnorm.js';
+export * from './losses.js';
+export * from './attacks/index.js';
+export * from './evaluate.js';
+export * from './optim.js';
+export * from './train.js';
+export * from './checkpoint.js';
+export * from './progress.js';

@@ -123,7 +123,9 @@ export class ResNet18 implements Classifier {
         const trainable = role === 'weight' || role === 'bias';
         const values = init(key, shape, role, fanIn);
         // Variable names must be unique across models in one TF.js engine: prefix with the model id.
-        this.vars.set(key, tf.variable(tf.tensor(values, shape, 'float32'), trainable, `rn${this.id}/${key}`));
+        const initial = tf.tensor(values, shape, 'float32');
+        this.vars.set(key, tf.variable(initial, trainable, `rn${this.id}/${key}`));
+        initial.dispose();
         entries.push({ key, role, shape, trainable });
         if (trainable) numParams += values.length;
       }

@@ -1,0 +1,2 @@
+export * from './pgd.js';
+export * from './fgsm.js';

@@ -1,0 +1,212 @@
+/**
+ * Checkpoints: the full model state (weights, BN running statistics), the architecture config
+ * and provenance, in one file written atomically (temp file + rename).
+ *
+ * Format "rift-bn-checkpoint" v1 (little-endian):
+ *   bytes 0–7   magic "RIFTBN\0\x01"
+ *   bytes 8–11  uint32 H = byte length of the JSON header
+ *   H bytes     UTF-8 JSON header: { format, version, config: ResNetConfig, layout,
+ *               tensors: [{ key, shape, dtype: "float32", offset, length }], dataSha256,
+ *               provenance, metrics, extra, createdAt }
+ *   zero padding to a multiple of 64 bytes, then the tensor data: float32 values, each
+ *   tensor at `offset` (bytes, relative to the data start) with `length` values.
+ * Keys are PyTorch state_dict keys; conv weights are HWIO and linear weights [in,out]
+ * (`layout` says so), i.e. PyTorch's OIHW / [out,in] transposed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import { ResNet18, type ResNetConfig } from './model.js';
+
+const MAGIC = Buffer.from([0x52, 0x49, 0x46, 0x54, 0x42, 0x4e, 0x00, 0x01]);
+export const CHECKPOINT_FORMAT = 'rift-bn-checkpoint';
+export const CHECKPOINT_VERSION = 1;
+
+/** Where a checkpoint came from; every field is optional but a trainer fills them all. */
+export interface Provenance {
+  /** e.g. { dataset: 'cifar10', split: 'train', n: 50000, subset: ... } */
+  data?: Record<string, unknown>;
+  profile?: string;
+  seed?: number;
+  /** EngineInfo summary: backend, threads, versions. */
+  engine?: Record<string, unknown>;
+  /** Command line or notebook that produced it. */
+  command?: string;
+  /** Git commit of the project when it was produced. */
+  commit?: string;
+  /** Full effective config of the run. */
+  config?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+export interface CheckpointTensorInfo { key: string; shape: number[]; dtype: 'float32'; offset: number; length: number }
+
+export interface CheckpointHeader {
+  format: typeof CHECKPOINT_FORMAT;
+  version: number;
+  config: ResNetConfig;
+  layout: { conv: 'HWIO'; linear: 'in,out'; activations: 'NHWC' };
+  tensors: CheckpointTensorInfo[];
+  dataSha256: string;
+  provenance: Provenance;
+  /** e.g. { clean: 61.2, robust: 31.0, epoch: 14 } */
+  metrics: Record<string, unknown>;
+  /** Anything else a caller wants to keep with the weights (e.g. optimizer state keys). */
+  extra: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface CheckpointData {
+  header: CheckpointHeader;
+  /** Values by key (views into one buffer; copy before mutating). */
+  tensors: Map<string, Float32Array>;
+}
+
+export interface SaveCheckpointOptions {
+  provenance: Provenance;
+  metrics: Record<string, unknown>;
+  extra: Record<string, unknown>;
+  /** Additional float32 arrays saved beside the model state (e.g. 'optim/<var>' momentum buffers). */
+  extraTensors: Record<string, { shape: number[]; values: Float32Array }>;
+}
+
+/** Writes `data` to `file` atomically: a temp file in the same folder, fsync, then rename. */
+export function writeFileAtomic(file: string, data: Buffer | string): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Serialises a model's full state (+ extras) to a Buffer in the format above. */
+export function encodeCheckpoint(model: ResNet18, options: Partial<SaveCheckpointOptions> = {}): Buffer {
+  const entries: Array<[string, number[], Float32Array]> = model.stateKeys().map((k) => [k, [...model.variable(k).shape], model.read(k)]);
+  for (const [k, t] of Object.entries(options.extraTensors ?? {})) {
+    if (model.stateKeys().includes(k)) throw new Error(`extra tensor key '${k}' collides with a model state key`);
+    entries.push([k, t.shape, t.values]);
+  }
+  const tensors: CheckpointTensorInfo[] = [];
+  let offset = 0;
+  for (const [key, shape, values] of entries) {
+    tensors.push({ key, shape, dtype: 'float32', offset, length: values.length });
+    offset += values.length * 4;
+  }
+  const data = Buffer.alloc(offset);
+  for (let i = 0; i < entries.length; i++) {
+    const v = entries[i][2];
+    Buffer.from(v.buffer, v.byteOffset, v.byteLength).copy(data, tensors[i].offset);
+  }
+  const header: CheckpointHeader = {
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
+    config: model.config,
+    layout: { conv: 'HWIO', linear: 'in,out', activations: 'NHWC' },
+    tensors,
+    dataSha256: crypto.createHash('sha256').update(data).digest('hex'),
+    provenance: options.provenance ?? {},
+    metrics: options.metrics ?? {},
+    extra: options.extra ?? {},
+    createdAt: new Date().toISOString(),
+  };
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(json.length);
+  const headerBytes = MAGIC.length + 4 + json.length;
+  const pad = Buffer.alloc((64 - (headerBytes % 64)) % 64);
+  return Buffer.concat([MAGIC, len, json, pad, data]);
+}
+
+/** Saves a checkpoint atomically. */
+export function saveCheckpoint(file: string, model: ResNet18, options: Partial<SaveCheckpointOptions> = {}): void {
+  writeFileAtomic(file, encodeCheckpoint(model, options));
+}
+
+/** Parses and verifies (magic, version, sizes, SHA-256) a checkpoint file. */
+export function readCheckpoint(file: string): CheckpointData {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`checkpoint ${file}: cannot read (${(e as Error).message})`);
+  }
+  const fail = (what: string) => new Error(`checkpoint ${file}: ${what}`);
+  if (buf.length < 12 || !buf.subarray(0, 8).equals(MAGIC)) throw fail(`not a ${CHECKPOINT_FORMAT} file (bad magic bytes)`);
+  const hlen = buf.readUInt32LE(8);
+  if (12 + hlen > buf.length) throw fail(`truncated: header length ${hlen} exceeds file size ${buf.length}`);
+  let header: CheckpointHeader;
+  try {
+    header = JSON.parse(buf.subarray(12, 12 + hlen).toString('utf8')) as CheckpointHeader;
+  } catch (e) {
+    throw fail(`header is not valid JSON (${(e as Error).message})`);
+  }
+  if (header.format !== CHECKPOINT_FORMAT) throw fail(`format '${header.format}', expected '${CHECKPOINT_FORMAT}'`);
+  if (header.version !== CHECKPOINT_VERSION) throw fail(`version ${header.version}, this library reads version ${CHECKPOINT_VERSION}`);
+  const start = 12 + hlen + ((64 - ((12 + hlen) % 64)) % 64);
+  const dataLen = header.tensors.reduce((a, t) => Math.max(a, t.offset + t.length * 4), 0);
+  if (start + dataLen !== buf.length) throw fail(`truncated or padded: expected ${start + dataLen} bytes, file has ${buf.length}`);
+  const data = buf.subarray(start);
+  const sha = crypto.createHash('sha256').update(data).digest('hex');
+  if (sha !== header.dataSha256) throw fail(`data SHA-256 mismatch (expected ${header.dataSha256}, got ${sha}): file is corrupt`);
+  // Copy into an aligned buffer so Float32Array views are valid.
+  const aligned = new Uint8Array(data.length);
+  aligned.set(data);
+  const tensors = new Map<string, Float32Array>();
+  for (const t of header.tensors) tensors.set(t.key, new Float32Array(aligned.buffer, t.offset, t.length));
+  return { header, tensors };
+}
+
+/** SHA-256 of a checkpoint file's bytes (identifies the input of an experiment). */
+export function checkpointHash(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+const ARCH_FIELDS: Array<keyof ResNetConfig> = ['arch', 'width', 'numClasses'];
+
+/**
+ * Loads a checkpoint's state into an existing model. Fails with a message naming every
+ * mismatch if the architecture, width or class count differ.
+ */
+export function loadCheckpointInto(model: ResNet18, ckpt: CheckpointData | string): CheckpointData {
+  const c = typeof ckpt === 'string' ? readCheckpoint(ckpt) : ckpt;
+  const diffs = ARCH_FIELDS.filter((f) => c.header.config[f] !== model.config[f])
+    .map((f) => `${f}: checkpoint ${c.header.config[f]} vs model ${model.config[f]}`);
+  if (diffs.length) throw new Error(`checkpoint does not fit this model (${diffs.join('; ')})`);
+  const values = new Map<string, tf.Tensor>();
+  try {
+    for (const k of model.stateKeys()) {
+      const v = c.tensors.get(k);
+      if (!v) throw new Error(`checkpoint lacks state entry '${k}'`);
+      const info = c.header.tensors.find((t) => t.key === k)!;
+      values.set(k, tf.tensor(v, info.shape, 'float32'));
+    }
+    model.write(values);
+  } finally {
+    values.forEach((t) => t.dispose());
+  }
+  return c;
+}
+
+/** A new model with the checkpoint's architecture and state. The caller disposes the model. */
+export function loadModel(file: string): { model: ResNet18; checkpoint: CheckpointData } {
+  const c = readCheckpoint(file);
+  const model = new ResNet18(c.header.config, (key, shape) => {
+    const v = c.tensors.get(key);
+    if (!v) throw new Error(`checkpoint ${file}: lacks state entry '${key}'`);
+    const want = shape.reduce((a, b) => a * b, 1);
+    if (v.length !== want) throw new Error(`checkpoint ${file}: '${key}' has ${v.length} values, the architecture needs [${shape}]`);
+    return Float32Array.from(v);
+  });
+  return { model, checkpoint: c };
+}

@@ -1,0 +1,44 @@
+import { test, before } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { createResNet18 } from '../lib/src/model.js';
+import { loadCifar, subsetIndices } from '../lib/src/data.js';
+import { evaluate } from '../lib/src/evaluate.js';
+import { trainEpoch } from '../lib/src/train.js';
+import { SGD } from '../lib/src/optim.js';
+import { testEngine, assertNoLeak } from './helpers.js';
+
+before(testEngine);
+
+test('a briefly trained small model: clean accuracy above chance, robust ≤ clean, no leaks', async () => {
+  const train = loadCifar({ dataset: 'cifar10', split: 'train' });
+  const testSet = loadCifar({ dataset: 'cifar10', split: 'test' });
+  const m = createResNet18({ width: 0.125 }, 31);
+  const opt = new SGD(m.trainableVariables(), { lr: 0.05 });
+  try {
+    const indices = subsetIndices(train, { n: 2000 });
+    for (let e = 0; e < 2; e++) await trainEpoch(m, opt, train, { indices, seed: e, batchSize: 64, progress: false });
+    const evalIdx = subsetIndices(testSet, { n: 300 });
+    const r = await evaluate(m, testSet, { indices: evalIdx, attack: { steps: 5 }, progress: false });
+    assert.equal(r.n, 300);
+    assert.equal(r.clean.perExample.length, 300);
+    console.log(`trained 2 epochs on 2000: clean ${r.clean.accuracy.toFixed(1)}%, PGD-5 ${r.robust!.accuracy.toFixed(1)}%`);
+    assert.ok(r.clean.accuracy > 20, `clean ${r.clean.accuracy}%`);
+    assert.ok(r.robust!.accuracy < r.clean.accuracy, `robust ${r.robust!.accuracy} > clean ${r.clean.accuracy}`);
+    // Per-example: robust-correct implies clean-correct for nearly all examples.
+    let robustNotClean = 0;
+    for (let i = 0; i < r.n; i++) robustNotClean += r.robust!.perExample[i] & (1 - r.clean.perExample[i]);
+    assert.ok(robustNotClean <= 5, `${robustNotClean} examples robust but not clean`);
+    // Clean-only evaluation agrees with the clean part, and no tensor leaks.
+    const small = evalIdx.subarray(0, 40);
+    const c = await evaluate(m, testSet, { indices: small, attack: null, progress: false, batchSize: 16 });
+    assert.equal(c.robust, undefined);
+    assert.deepEqual(c.clean.perExample, r.clean.perExample.subarray(0, 40), 'same clean verdicts on the shared first 40 examples');
+    await assertNoLeak('evaluate', () => evaluate(m, testSet, { indices: small, attack: { steps: 1 }, progress: false, batchSize: 16 }));
+    await assertNoLeak('trainEpoch', () => trainEpoch(m, opt, train, { indices: small, batchSize: 16, progress: false, attack: { steps: 1 } }));
+  } finally {
+    opt.dispose();
+    m.dispose();
+  }
+  assert.equal(tf.memory().numTensors, 0);
+});

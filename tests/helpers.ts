@@ -1,0 +1,34 @@
+/** Shared test helpers. */
+import * as tf from '@tensorflow/tfjs-core';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { initEngine, type BackendName } from '../lib/src/engine.js';
+import { mulberry32 } from '../lib/src/rng.js';
+
+/** Backend for the model-level tests: RIFT_TEST_BACKEND, else the engine's automatic choice. */
+export async function testEngine() {
+  return initEngine({ backend: (process.env.RIFT_TEST_BACKEND as BackendName | undefined) ?? 'auto' });
+}
+
+/** Uniform random images [b,32,32,3] in [0,1] from a seed. */
+export function randImages(b: number, seed: number): tf.Tensor4D {
+  const r = mulberry32(seed);
+  return tf.tensor4d(Float32Array.from({ length: b * 32 * 32 * 3 }, () => r()), [b, 32, 32, 3]);
+}
+
+/** Asserts that fn leaves the number of live tensors unchanged (fn may be async). */
+export async function assertNoLeak(name: string, fn: () => unknown | Promise<unknown>, repeats = 2): Promise<void> {
+  await fn(); // warm-up: lazily created constants are allowed once
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < repeats; i++) await fn();
+  const after = tf.memory().numTensors;
+  if (after !== before) throw new Error(`${name}: tensor count grew from ${before} to ${after} over ${repeats} calls`);
+}
+
+/** A fresh temp folder removed at process exit. */
+export function tempDir(prefix = 'rift-test-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
