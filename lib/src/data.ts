@@ -1,0 +1,570 @@
+/**
+ * CIFAR-10 / CIFAR-100 data: a reader for the official "binary version" layouts, fixed
+ * subsets, seeded augmentation and NHWC batches in [0, 1].
+ *
+ * Layout read (https://www.cs.toronto.edu/~kriz/cifar.html, binary version):
+ *   cifar-10-batches-bin/  data_batch_1..5.bin (train), test_batch.bin, batches.meta.txt
+ *                          record = 1 label byte + 3072 pixel bytes            (3073 bytes)
+ *   cifar-100-binary/      train.bin, test.bin, fine_label_names.txt, coarse_label_names.txt
+ *                          record = 1 coarse byte + 1 fine byte + 3072 pixels  (3074 bytes)
+ * Pixels are planar in the files (1024 R, 1024 G, 1024 B; each plane 32x32 row-major) and
+ * are converted once, at load time, to HWC per image so that whole batches are NHWC.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from './rng.js';
+
+/** Which dataset. */
+export type DatasetName = 'cifar10' | 'cifar100';
+/** Which official split. */
+export type CifarSplit = 'train' | 'test';
+/** CIFAR-100 label granularity: 100 fine classes or 20 coarse superclasses (CIFAR-10: always 'fine'). */
+export type LabelMode = 'fine' | 'coarse';
+
+/** Image height and width (both datasets). */
+export const IMAGE_SIZE = 32;
+/** Channels per pixel (RGB). */
+export const IMAGE_CHANNELS = 3;
+/** Bytes of one image (32*32*3). */
+export const IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * IMAGE_CHANNELS;
+
+/** Folder each dataset lives in under the data root (the official archives' folder names). */
+export const DATASET_FOLDERS: Readonly<Record<DatasetName, string>> = {
+  cifar10: 'cifar-10-batches-bin',
+  cifar100: 'cifar-100-binary',
+};
+
+/** Official record counts of the full splits. */
+export const OFFICIAL_COUNTS: Readonly<Record<DatasetName, Readonly<Record<CifarSplit, number>>>> = {
+  cifar10: { train: 50000, test: 10000 },
+  cifar100: { train: 50000, test: 10000 },
+};
+
+/**
+ * MD5 of the official binary files, by dataset folder and file name.
+ * Computed from /work/shared/datasets, whose README states these files are byte-identical to
+ * the official ones; the same values are listed for the official archives' contents by
+ * rai-project/dldataset (vision/cifar10.go @271f48a9b0bf644650482578701fbb639199d813,
+ * vision/cifar100.go @6dfb67e0a05dc5cc78885a6e74a8d5542d13dd56). The CIFAR-100 train.bin
+ * value applies only to the full 50000-record file (the shared copy is a 12,500-record
+ * subset, which has no official checksum and is then only size- and label-checked).
+ */
+export const OFFICIAL_MD5: Readonly<Record<DatasetName, Readonly<Record<string, string>>>> = {
+  cifar10: {
+    'data_batch_1.bin': '5dd7e06a14cb22eb9f671a540d1b7c25',
+    'data_batch_2.bin': '5ea93a67294ea407fff1d09f752e9692',
+    'data_batch_3.bin': '942cd6a4bcdd0dd3c604fbe906cb4421',
+    'data_batch_4.bin': 'ae636b3ba5c66a11e91e8cb52e771fcb',
+    'data_batch_5.bin': '53f37980c15c3d472c316c40844f3f0d',
+    'test_batch.bin': '803d5f7f4d78ea53de84dbe85f74fb6d',
+  },
+  cifar100: {
+    'train.bin': '6172c7755cfe09b2fe270c85cebc1b15',
+    'test.bin': '4499cfba6c016c1be1438163640a0898',
+  },
+};
+
+interface DatasetLayout {
+  labelBytes: number;
+  recordBytes: number;
+  files: Record<CifarSplit, string[]>;
+  /** Class-name files per label mode, with the expected number of names. */
+  names: Partial<Record<LabelMode, { file: string; count: number }>>;
+}
+
+const LAYOUTS: Record<DatasetName, DatasetLayout> = {
+  cifar10: {
+    labelBytes: 1,
+    recordBytes: 1 + IMAGE_BYTES,
+    files: { train: [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`), test: ['test_batch.bin'] },
+    names: { fine: { file: 'batches.meta.txt', count: 10 } },
+  },
+  cifar100: {
+    labelBytes: 2,
+    recordBytes: 2 + IMAGE_BYTES,
+    files: { train: ['train.bin'], test: ['test.bin'] },
+    names: {
+      fine: { file: 'fine_label_names.txt', count: 100 },
+      coarse: { file: 'coarse_label_names.txt', count: 20 },
+    },
+  },
+};
+
+/** Optional file next to a subset train.bin: one official train index (0-49999) per record. */
+export const TRAIN_INDICES_FILE = 'train_indices.txt';
+
+/** An error about a data file; `file` is the absolute path it concerns. */
+export class CifarDataError extends Error {
+  constructor(readonly file: string, message: string) {
+    super(message);
+    this.name = 'CifarDataError';
+  }
+}
+
+/** What loadCifar reads; defaults in the field comments. */
+export interface CifarOptions {
+  dataset: DatasetName;
+  split: CifarSplit;
+  /** Data root holding the dataset folder; default: see resolveDataRoot. */
+  root?: string;
+  /** CIFAR-100 only: which label byte to use. Default 'fine'. */
+  labelMode?: LabelMode;
+  /** Check the MD5 of every file with a known official checksum (OFFICIAL_MD5). Default false. */
+  verify?: boolean;
+}
+
+/** A parsed split. Shared between callers through the cache: treat every array as read-only. */
+export interface CifarData {
+  dataset: DatasetName;
+  split: CifarSplit;
+  labelMode: LabelMode;
+  /** Number of images. */
+  n: number;
+  /** n*32*32*3 bytes, NHWC (each image HWC, channels RGB), converted from the planar files. */
+  images: Uint8Array;
+  /** n labels in [0, numClasses). */
+  labels: Uint8Array;
+  numClasses: number;
+  classNames: string[];
+  /** Absolute paths of the binary and class-name files read. */
+  files: string[];
+  /** The data root used (parent of the dataset folder). */
+  root: string;
+  /** True when n is below the official count of this split (e.g. the shared 12,500-record CIFAR-100 train subset). */
+  subset: boolean;
+  /** Position in the official split order of each record, from train_indices.txt when present. */
+  sourceIndices?: Int32Array;
+}
+
+/**
+ * Repository root, found from this module's own location so it works both for the tsx-run
+ * sources (lib/src) and the compiled package (lib/dist): the nearest ancestor holding
+ * lib/package.json, else two levels up.
+ */
+export function repoRoot(): string {
+  for (let dir = __dirname; ; ) {
+    if (fs.existsSync(path.join(dir, 'lib', 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return path.resolve(__dirname, '..', '..');
+    dir = parent;
+  }
+}
+
+/**
+ * The data root (the directory holding cifar-10-batches-bin/ and/or cifar-100-binary/).
+ * Order: `root` argument → env RIFT_DATA_DIR → `<repo>/data` if it holds the dataset's folder
+ * (any dataset folder when `dataset` is omitted; this is where `npm run data` puts it) →
+ * `<repo>/../shared/datasets` if it exists (the project's CI/dev machines). The first two are
+ * returned as given (a missing folder is reported by loadCifar); otherwise throws an error
+ * listing every place looked. `repo` overrides the repository root (for tests).
+ */
+export function resolveDataRoot(root?: string, dataset?: DatasetName, repo: string = repoRoot()): string {
+  if (root) return path.resolve(root);
+  const env = process.env.RIFT_DATA_DIR;
+  if (env) return path.resolve(env);
+  const folders = dataset ? [DATASET_FOLDERS[dataset]] : Object.values(DATASET_FOLDERS);
+  const repoData = path.join(repo, 'data');
+  if (folders.some((f) => fs.existsSync(path.join(repoData, f)))) return repoData;
+  const shared = path.resolve(repo, '..', 'shared', 'datasets');
+  if (fs.existsSync(shared)) return shared;
+  throw new Error(
+    `No CIFAR data found${dataset ? ` for ${dataset}` : ''}. Looked at: option root (not given), ` +
+      `env RIFT_DATA_DIR (not set), ${repoData} (no ${folders.join(' or ')}), ${shared} (missing). ` +
+      'Run `npm run data` to download the official archives into data/, or set RIFT_DATA_DIR.',
+  );
+}
+
+/** Parsed records of one split (both label bytes for CIFAR-100), shared by the label modes. */
+interface Parsed {
+  images: Uint8Array;
+  /** Label byte 0 of each record: the label (CIFAR-10) or the coarse label (CIFAR-100). */
+  label0: Uint8Array;
+  /** CIFAR-100 fine labels. */
+  label1?: Uint8Array;
+  binFiles: string[];
+  sourceIndices?: Int32Array;
+  verified: boolean;
+}
+
+const parsedCache = new Map<string, Parsed>();
+const dataCache = new Map<string, CifarData>();
+
+/** Drops every cached dataset (frees the memory; the next loadCifar reads the files again). */
+export function clearCifarCache(): void {
+  parsedCache.clear();
+  dataCache.clear();
+}
+
+function fail(file: string, message: string): never {
+  throw new CifarDataError(file, message);
+}
+
+function statOrFail(file: string, what: string): fs.Stats {
+  try {
+    return fs.statSync(file);
+  } catch {
+    return fail(file, `${what} not found: ${file}. Run \`npm run data\` or point RIFT_DATA_DIR at a folder holding it.`);
+  }
+}
+
+function md5Hex(buf: Uint8Array): string {
+  return crypto.createHash('md5').update(buf).digest('hex');
+}
+
+function checkMd5(file: string, buf: Uint8Array, expected: string): void {
+  const actual = md5Hex(buf);
+  if (actual !== expected) {
+    fail(file, `MD5 mismatch for ${file}: expected ${expected} (official file), got ${actual}. The file is corrupt or not the official one; delete it and run \`npm run data\`.`);
+  }
+}
+
+/** MD5 known for this file, or undefined (CIFAR-100 train.bin: only when it is the full file). */
+function expectedMd5(dataset: DatasetName, name: string, records: number, split: CifarSplit): string | undefined {
+  if (records !== OFFICIAL_COUNTS[dataset][split]) return undefined;
+  return OFFICIAL_MD5[dataset][name];
+}
+
+function readClassNames(file: string, count: number): string[] {
+  statOrFail(file, 'Class-name file');
+  // The official files end with blank line(s) (batches.meta.txt: one); names never contain blanks.
+  const names = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (names.length !== count) fail(file, `${file}: expected ${count} class names (one per line), found ${names.length}.`);
+  return names;
+}
+
+function readSourceIndices(file: string, n: number, officialCount: number): Int32Array {
+  const lines = fs.readFileSync(file, 'utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (lines.length !== n) fail(file, `${file}: expected ${n} indices (one per record of train.bin), found ${lines.length}.`);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = Number(lines[i]);
+    // The subset keeps official relative order, so indices must be strictly increasing.
+    if (!Number.isInteger(v) || v < 0 || v >= officialCount || (i > 0 && v <= out[i - 1])) {
+      fail(file, `${file}: line ${i + 1} ("${lines[i]}") is not an index in [0, ${officialCount}) greater than the previous one.`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Reads, checks and converts one split's binary files (planar CHW → HWC). */
+function parseSplit(dataset: DatasetName, split: CifarSplit, dir: string, verify: boolean): Parsed {
+  const layout = LAYOUTS[dataset];
+  const binFiles = layout.files[split].map((f) => path.join(dir, f));
+  const sizes = binFiles.map((f) => {
+    const { size } = statOrFail(f, `${dataset} ${split} file`);
+    if (size === 0 || size % layout.recordBytes !== 0) {
+      fail(f, `${f}: size ${size} bytes is not a positive multiple of the ${layout.recordBytes}-byte ${dataset} record (truncated or not a ${dataset} binary file).`);
+    }
+    return size / layout.recordBytes;
+  });
+  const n = sizes.reduce((a, b) => a + b, 0);
+  const images = new Uint8Array(n * IMAGE_BYTES);
+  const label0 = new Uint8Array(n);
+  const label1 = layout.labelBytes === 2 ? new Uint8Array(n) : undefined;
+  const limits = dataset === 'cifar10' ? [10] : [20, 100];
+  const plane = IMAGE_SIZE * IMAGE_SIZE;
+  let r = 0;
+  binFiles.forEach((file, fi) => {
+    const buf = fs.readFileSync(file);
+    const md5 = verify ? expectedMd5(dataset, path.basename(file), sizes[fi], split) : undefined;
+    if (md5) checkMd5(file, buf, md5);
+    for (let k = 0; k < sizes[fi]; k++, r++) {
+      const off = k * layout.recordBytes;
+      for (let b = 0; b < layout.labelBytes; b++) {
+        if (buf[off + b] >= limits[b]) {
+          const which = layout.labelBytes === 1 ? 'label' : b === 0 ? 'coarse label' : 'fine label';
+          fail(file, `${file}: record ${k} (byte offset ${off + b}) has ${which} ${buf[off + b]}, expected 0-${limits[b] - 1}.`);
+        }
+      }
+      label0[r] = buf[off];
+      if (label1) label1[r] = buf[off + 1];
+      const src = off + layout.labelBytes;
+      const dst = r * IMAGE_BYTES;
+      for (let p = 0; p < plane; p++) {
+        images[dst + 3 * p] = buf[src + p];
+        images[dst + 3 * p + 1] = buf[src + plane + p];
+        images[dst + 3 * p + 2] = buf[src + 2 * plane + p];
+      }
+    }
+  });
+  const official = OFFICIAL_COUNTS[dataset][split];
+  const indicesFile = path.join(dir, TRAIN_INDICES_FILE);
+  const sourceIndices = dataset === 'cifar100' && split === 'train' && fs.existsSync(indicesFile) ? readSourceIndices(indicesFile, n, official) : undefined;
+  if (sourceIndices) binFiles.push(indicesFile);
+  return { images, label0, label1, binFiles, sourceIndices, verified: verify };
+}
+
+/** Cache key: folder, split and each data file's size and mtime (a rewritten file is re-read). */
+function cacheKey(dataset: DatasetName, split: CifarSplit, dir: string): string {
+  const names = [...LAYOUTS[dataset].files[split], ...(dataset === 'cifar100' && split === 'train' ? [TRAIN_INDICES_FILE] : [])];
+  const stamps = names.map((f) => {
+    const s = fs.statSync(path.join(dir, f), { throwIfNoEntry: false });
+    return s ? `${s.size}@${s.mtimeMs}` : 'missing';
+  });
+  return `${dir}|${split}|${stamps.join(',')}`;
+}
+
+/**
+ * Loads one split of CIFAR-10 or CIFAR-100 (synchronous; CIFAR-10 train takes ~1 s and
+ * 150 MB). Parsed data is cached in memory per (folder, split, labelMode), so repeated loads
+ * return the same object at no cost; call clearCifarCache() to free it.
+ * Throws CifarDataError (message names the file and what was expected) for a missing folder
+ * or file, a size that is not a multiple of the record length (3073 / 3074 bytes), a label
+ * out of range, a wrong class-name count, a bad train_indices.txt, and with `verify` an MD5
+ * mismatch against OFFICIAL_MD5.
+ */
+export function loadCifar(opts: CifarOptions): CifarData {
+  const { dataset, split, root: rootOpt, labelMode, verify } = { labelMode: 'fine' as LabelMode, verify: false, ...opts };
+  const layout = LAYOUTS[dataset];
+  if (!layout) throw new Error(`Unknown dataset "${String(dataset)}": expected 'cifar10' or 'cifar100'.`);
+  if (split !== 'train' && split !== 'test') throw new Error(`Unknown split "${String(split)}": expected 'train' or 'test'.`);
+  const names = layout.names[labelMode];
+  if (!names) throw new Error(`labelMode '${labelMode}' is not available for ${dataset} (CIFAR-10 has one label).`);
+  const root = resolveDataRoot(rootOpt, dataset);
+  const dir = path.join(root, DATASET_FOLDERS[dataset]);
+  if (!fs.existsSync(dir)) {
+    fail(dir, `${dataset} folder not found: ${dir} (expected ${DATASET_FOLDERS[dataset]}/ with ${[...layout.files.train, ...layout.files.test].join(', ')} under the data root ${root}). Run \`npm run data\` or set RIFT_DATA_DIR.`);
+  }
+
+  const key = cacheKey(dataset, split, dir);
+  let parsed = parsedCache.get(key);
+  if (parsed && verify && !parsed.verified) {
+    // Cached without a check: hash the files now rather than re-parsing them.
+    parsed.binFiles.filter((f) => f.endsWith('.bin')).forEach((f) => {
+      const md5 = expectedMd5(dataset, path.basename(f), fs.statSync(f).size / layout.recordBytes, split);
+      if (md5) checkMd5(f, fs.readFileSync(f), md5);
+    });
+    parsed.verified = true;
+  }
+  const dataKey = `${key}|${labelMode}`;
+  const cached = dataCache.get(dataKey);
+  if (parsed && cached) return cached;
+
+  const namesFile = path.join(dir, names.file);
+  const classNames = readClassNames(namesFile, names.count);
+  if (!parsed) {
+    parsed = parseSplit(dataset, split, dir, verify);
+    parsedCache.set(key, parsed);
+  }
+  const labels = labelMode === 'fine' && parsed.label1 ? parsed.label1 : parsed.label0;
+  const n = labels.length;
+  const data: CifarData = {
+    dataset,
+    split,
+    labelMode,
+    n,
+    images: parsed.images,
+    labels,
+    numClasses: names.count,
+    classNames,
+    files: [...parsed.binFiles, namesFile],
+    root,
+    subset: n < OFFICIAL_COUNTS[dataset][split],
+    ...(parsed.sourceIndices ? { sourceIndices: parsed.sourceIndices } : {}),
+  };
+  dataCache.set(dataKey, data);
+  return data;
+}
+
+/** Per-class counts of a label array. */
+export function classCounts(labels: Uint8Array, numClasses: number): Int32Array {
+  const c = new Int32Array(numClasses);
+  for (let i = 0; i < labels.length; i++) c[labels[i]]++;
+  return c;
+}
+
+/** Options of subsetIndices. */
+export interface SubsetOptions {
+  /** Subset size, 1..data.n. */
+  n: number;
+  /** Class-balanced first-in-file-order subset (true) or a seeded random sample (false). Default true. */
+  balanced?: boolean;
+  /** Seed of the random sample; required when balanced is false, ignored otherwise. */
+  seed?: number;
+}
+
+/**
+ * A documented, deterministic fixed subset of a dataset, as indices sorted ascending.
+ * balanced (default): with k = numClasses, each class contributes its first ⌊n/k⌋ images in
+ * file order, and classes 0..(n mod k)-1 one more (so exactly n indices; when k divides n this
+ * is "the first n/k of each class"). Throws if a class has too few images.
+ * balanced: false: a uniform sample without replacement, the first n of
+ * `new Rng(seed).permutation(data.n)`.
+ */
+export function subsetIndices(data: Pick<CifarData, 'labels' | 'numClasses'>, options: SubsetOptions): Int32Array {
+  const { n, balanced, seed } = { balanced: true, ...options };
+  const total = data.labels.length;
+  if (!Number.isInteger(n) || n < 1 || n > total) throw new Error(`subsetIndices: n must be an integer in [1, ${total}], got ${n}.`);
+  if (!balanced) {
+    if (seed === undefined) throw new Error('subsetIndices: a seed is required when balanced is false.');
+    return new Rng(seed).permutation(total).slice(0, n).sort();
+  }
+  const k = data.numClasses;
+  const quota = Int32Array.from({ length: k }, (_, c) => Math.floor(n / k) + (c < n % k ? 1 : 0));
+  const out = new Int32Array(n);
+  let m = 0;
+  for (let i = 0; i < total && m < n; i++) {
+    const c = data.labels[i];
+    if (quota[c] > 0) {
+      quota[c]--;
+      out[m++] = i;
+    }
+  }
+  if (m < n) {
+    const short = Array.from(quota).findIndex((q) => q > 0);
+    throw new Error(`subsetIndices: class ${short} has too few images for a balanced subset of ${n}.`);
+  }
+  return out;
+}
+
+/** A crop-and-flip draw: top-left corner of the crop in the padded image, and the flip. */
+export interface CropFlip {
+  top: number;
+  left: number;
+  flip: boolean;
+}
+
+/** Padding of the standard CIFAR augmentation (RandomCrop(32, padding=4, padding_mode='reflect')). */
+export const AUGMENT_PAD = 4;
+
+/**
+ * Draws one augmentation: top, left uniform in [0, 2*pad], then flip with probability 0.5
+ * (three draws from `rng`, in that order).
+ */
+export function drawCropFlip(rng: Rng, pad: number = AUGMENT_PAD): CropFlip {
+  const top = rng.int(2 * pad + 1);
+  const left = rng.int(2 * pad + 1);
+  return { top, left, flip: rng.uniform() < 0.5 };
+}
+
+/** Reflect index without repeating the edge (PyTorch 'reflect'): -1 → 1, n → n-2. Needs pad < n. */
+function reflect(i: number, n: number): number {
+  if (i < 0) return -i;
+  if (i >= n) return 2 * (n - 1) - i;
+  return i;
+}
+
+/** Geometry of the HWC image given to reflectPad. */
+export interface PadShape {
+  height: number;
+  width: number;
+  channels: number;
+  pad: number;
+}
+
+/**
+ * Reflect-pads one HWC uint8 image by `pad` on every side, like PyTorch's
+ * `padding_mode='reflect'` / ReflectionPad2d (the edge pixel is not repeated; pad must be
+ * smaller than height and width). Returns (height+2pad)*(width+2pad)*channels bytes.
+ * The augmentation itself (augmentInto) never materialises the padded image; this is the
+ * reference it is tested against.
+ */
+export function reflectPad(image: Uint8Array, shape: PadShape): Uint8Array {
+  const { height: h, width: w, channels: c, pad } = shape;
+  if (pad >= h || pad >= w) throw new Error(`reflectPad: pad ${pad} must be smaller than the image (${h}x${w}).`);
+  if (image.length !== h * w * c) throw new Error(`reflectPad: expected ${h * w * c} bytes, got ${image.length}.`);
+  const H = h + 2 * pad, W = w + 2 * pad;
+  const out = new Uint8Array(H * W * c);
+  for (let y = 0; y < H; y++) {
+    const sy = reflect(y - pad, h);
+    for (let x = 0; x < W; x++) {
+      const sx = reflect(x - pad, w);
+      for (let ch = 0; ch < c; ch++) out[(y * W + x) * c + ch] = image[(sy * w + sx) * c + ch];
+    }
+  }
+  return out;
+}
+
+/**
+ * Writes one augmented 32x32x3 image: reflect-pad by `pad`, crop 32x32 at (top, left) of the
+ * padded image, then mirror horizontally if `flip`. Reads src[srcOffset .. +3072) (HWC) and
+ * writes dst[dstOffset .. +3072). Computed directly from source coordinates (no padded copy).
+ */
+export function augmentInto(src: Uint8Array, srcOffset: number, dst: Uint8Array, dstOffset: number, t: CropFlip, pad: number = AUGMENT_PAD): void {
+  const S = IMAGE_SIZE, C = IMAGE_CHANNELS;
+  for (let y = 0; y < S; y++) {
+    const sy = reflect(y + t.top - pad, S);
+    for (let x = 0; x < S; x++) {
+      const cx = t.flip ? S - 1 - x : x;
+      const sx = reflect(cx + t.left - pad, S);
+      const s = srcOffset + (sy * S + sx) * C, d = dstOffset + (y * S + x) * C;
+      dst[d] = src[s];
+      dst[d + 1] = src[s + 1];
+      dst[d + 2] = src[s + 2];
+    }
+  }
+}
+
+/** Options of makeBatch. */
+export interface BatchOptions {
+  /** Apply training augmentation (reflect pad 4 + random crop + flip). Default false. */
+  augment?: boolean;
+  /** Source of the augmentation draws (3 per image, in batch order); required when augment is true. */
+  rng?: Rng;
+}
+
+/**
+ * Gathers images `indices` of `data` into a batch. The uint8 work (gather, augmentation) is
+ * done in JS and the batch is uploaded once.
+ * Returns x: [b, 32, 32, 3] float32 in [0, 1] (byte / 255, as torchvision's ToTensor) and
+ * y: [b] int32 labels. The caller owns and must dispose both tensors.
+ */
+export function makeBatch(data: Pick<CifarData, 'images' | 'labels'>, indices: ArrayLike<number>, options: BatchOptions = {}): { x: tf.Tensor4D; y: tf.Tensor1D } {
+  const { augment, rng } = { augment: false, ...options };
+  if (augment && !rng) throw new Error('makeBatch: augment is true but no rng was given (augmentation must be seeded).');
+  const b = indices.length;
+  const total = data.labels.length;
+  const bytes = new Uint8Array(b * IMAGE_BYTES);
+  const labels = new Int32Array(b);
+  for (let i = 0; i < b; i++) {
+    const idx = indices[i];
+    if (!Number.isInteger(idx) || idx < 0 || idx >= total) throw new Error(`makeBatch: index ${idx} at position ${i} is outside [0, ${total}).`);
+    labels[i] = data.labels[idx];
+    if (augment) augmentInto(data.images, idx * IMAGE_BYTES, bytes, i * IMAGE_BYTES, drawCropFlip(rng as Rng));
+    else bytes.set(data.images.subarray(idx * IMAGE_BYTES, (idx + 1) * IMAGE_BYTES), i * IMAGE_BYTES);
+  }
+  const floats = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) floats[i] = bytes[i] / 255;
+  return {
+    x: tf.tensor4d(floats, [b, IMAGE_SIZE, IMAGE_SIZE, IMAGE_CHANNELS], 'float32'),
+    y: tf.tensor1d(labels, 'int32'),
+  };
+}
+
+/** Options of batchIndices. */
+export interface BatchIndexOptions {
+  /** Indices per batch (positive integer). */
+  batchSize: number;
+  /** Shuffle with `new Rng(seed).permutation(...)`. Default false (file order). */
+  shuffle?: boolean;
+  /** Required when shuffle is true; use a different seed per epoch (e.g. base + epoch). */
+  seed?: number;
+  /** Drop a final batch smaller than batchSize. Default false. */
+  dropLast?: boolean;
+}
+
+/**
+ * Splits one epoch into batches of dataset indices. `source` is either a count n (indices
+ * 0..n-1) or an explicit index list (e.g. from subsetIndices). Returns the batches as
+ * independent Int32Arrays, in order.
+ */
+export function batchIndices(source: number | Int32Array, options: BatchIndexOptions): Int32Array[] {
+  const { batchSize, shuffle, seed, dropLast } = { shuffle: false, dropLast: false, ...options };
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchIndices: batchSize must be a positive integer, got ${batchSize}.`);
+  if (shuffle && seed === undefined) throw new Error('batchIndices: a seed is required when shuffle is true.');
+  const base = typeof source === 'number' ? Int32Array.from({ length: source }, (_, i) => i) : source;
+  const order = shuffle ? new Rng(seed as number).permutation(base.length).map((i) => base[i]) : base;
+  const out: Int32Array[] = [];
+  for (let s = 0; s < order.length; s += batchSize) {
+    if (dropLast && s + batchSize > order.length) break;
+    out.push(order.slice(s, s + batchSize));
+  }
+  return out;
+}
