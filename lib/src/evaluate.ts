@@ -115,3 +115,10 @@ function sum(a: Uint8Array, upto: number): number {
   for (let i = 0; i < upto; i++) s += a[i];
   return s;
 }
+
+/** One line summarising an evaluation, e.g. "clean 61.20% (612/1000)  PGD-10 31.00% (310/1000)". */
+export function formatEvaluation(r: EvaluationResult): string {
+  const acc = (a: AccuracyRecord) => `${a.accuracy.toFixed(2)}% (${a.correct}/${a.total})`;
+  const attack = r.attack ? `  PGD-${r.attack.steps}${r.attack.restarts > 1 ? `x${r.attack.restarts}` : ''} ${acc(r.robust!)}` : '';
+  return `clean ${acc(r.clean)}${attack}  [${r.n} images, ${r.seconds.toFixed(1)} s, ${r.imagesPerSecond.toFixed(1)} img/s]`;
+}

@@ -1,0 +1,118 @@
+/**
+ * Throughput probe: images/s of inference, one PGD step (gradient w.r.t. the input) and one
+ * SGD training step (gradients w.r.t. the weights) for a ResNet-18 on the active backend.
+ *
+ * GFLOP/s uses the forward multiply-adds of the convolutions and the linear layer (2 FLOPs
+ * each) and the usual multipliers: PGD step = forward + input backward ≈ 2× forward; training
+ * step = forward + input and weight backward ≈ 3× forward (BN/ReLU/adds are not counted).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createResNet18, type ResNet18 } from './model.js';
+import { pgd } from './attacks/pgd.js';
+import { trainStep } from './train.js';
+import { SGD } from './optim.js';
+import { mulberry32 } from './rng.js';
+
+export type BenchTask = 'inference' | 'pgd-step' | 'train-step';
+export const BENCH_TASKS: readonly BenchTask[] = ['inference', 'pgd-step', 'train-step'];
+
+export interface BenchOptions {
+  /** ResNet-18 width multiplier. Default 1. */
+  width: number;
+  /** Default 128. */
+  batchSize: number;
+  /** Untimed iterations first. Default 1. */
+  warmup: number;
+  /** Timed iterations (the median is reported). Default 5. */
+  iterations: number;
+  /** Stop timing after this many seconds even if fewer iterations ran (≥ 1 timed). Default 30. */
+  maxSeconds: number;
+}
+
+export const DEFAULT_BENCH: BenchOptions = { width: 1, batchSize: 128, warmup: 1, iterations: 5, maxSeconds: 30 };
+
+export interface BenchResult {
+  task: BenchTask;
+  width: number;
+  batchSize: number;
+  /** Median images/s over the timed iterations; null when the task failed. */
+  imagesPerSecond: number | null;
+  gflops: number | null;
+  /** Per-iteration seconds. */
+  times: number[];
+  /** Peak resident memory of the process so far, MiB. */
+  maxRssMiB: number;
+  error?: string;
+}
+
+/** Forward FLOPs of one image through a CIFAR ResNet-18 (convs + linear; 2 per multiply-add). */
+export function resnet18ForwardFlops(model: ResNet18): number {
+  let flops = 0;
+  // Spatial size of each module's output follows the stage: 32, 32, 16, 8, 4.
+  for (const m of model.modules()) {
+    if (m.kind === 'bn') continue;
+    const shape = m.entries[0].shape;
+    if (m.kind === 'linear') { flops += 2 * shape[0] * shape[1]; continue; }
+    const stage = m.name === 'conv1' ? 1 : Number(m.name[5]);
+    const hw = 32 / 2 ** (stage - 1);
+    flops += 2 * hw * hw * shape[0] * shape[1] * shape[2] * shape[3];
+  }
+  return flops;
+}
+
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Benchmarks one task. Creates and frees its own model; no tensor survives. */
+export async function benchTask(task: BenchTask, options: Partial<BenchOptions> = {}): Promise<BenchResult> {
+  const o: BenchOptions = { ...DEFAULT_BENCH, ...options };
+  const model = createResNet18({ width: o.width }, 0);
+  const r = mulberry32(1);
+  const x = tf.tensor4d(Float32Array.from({ length: o.batchSize * 32 * 32 * 3 }, () => r()), [o.batchSize, 32, 32, 3]);
+  const y = tf.tensor1d(Array.from({ length: o.batchSize }, (_, i) => i % 10), 'int32');
+  const opt = new SGD(model.trainableVariables(), { lr: 1e-3 });
+  const run = () => {
+    if (task === 'inference') {
+      const l = model.predict(x);
+      l.dataSync();
+      l.dispose();
+    } else if (task === 'pgd-step') {
+      const xa = pgd(model, x, y, { steps: 1, randomStart: false });
+      xa.dataSync();
+      xa.dispose();
+    } else {
+      trainStep(model, opt, x, y);
+    }
+  };
+  const times: number[] = [];
+  let error: string | undefined;
+  try {
+    for (let i = 0; i < o.warmup; i++) run();
+    const start = performance.now();
+    for (let i = 0; i < o.iterations; i++) {
+      const t0 = performance.now();
+      run();
+      times.push((performance.now() - t0) / 1000);
+      if ((performance.now() - start) / 1000 > o.maxSeconds) break;
+      await new Promise((res) => setImmediate(res));
+    }
+  } catch (e) {
+    error = (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 200);
+  } finally {
+    opt.dispose();
+    tf.dispose([x, y]);
+  }
+  const flopsPerImage = resnet18ForwardFlops(model) * (task === 'inference' ? 1 : task === 'pgd-step' ? 2 : 3);
+  model.dispose();
+  const ips = times.length ? o.batchSize / median(times) : null;
+  return {
+    task, width: o.width, batchSize: o.batchSize,
+    imagesPerSecond: ips,
+    gflops: ips === null ? null : (ips * flopsPerImage) / 1e9,
+    times,
+    maxRssMiB: process.resourceUsage().maxRSS / 1024,
+    error,
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * `npm start` — the main job. Until the notebooks and the shipped PGD-AT base models exist,
+ * it is an evaluation of a model on CIFAR-10: it evaluates `--checkpoint <file>` if given;
+ * otherwise it trains a small stand-in model (clean training, settings below, cached in
+ * data/cache/) and evaluates that. Numbers are whatever this run measures.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { initEngine, type BackendName } from '../lib/src/engine.js';
+import { loadCifar, subsetIndices, repoRoot } from '../lib/src/data.js';
+import { createResNet18 } from '../lib/src/model.js';
+import { loadModel, saveCheckpoint } from '../lib/src/checkpoint.js';
+import { SGD } from '../lib/src/optim.js';
+import { trainEpoch } from '../lib/src/train.js';
+import { evaluate, formatEvaluation } from '../lib/src/evaluate.js';
+import { runMain } from './cli.js';
+
+/** The stand-in model: a quarter-width ResNet-18, clean SGD on a 10k balanced subset. */
+const STANDIN = { width: 0.25, trainN: 10_000, epochs: 3, lr: 0.05, batchSize: 128, seed: 0, evalN: 1000 };
+
+runMain(async () => {
+  const { values } = parseArgs({ options: { checkpoint: { type: 'string' }, backend: { type: 'string' } } });
+  const engine = await initEngine({ backend: values.backend as BackendName | undefined });
+  console.log(`engine: ${engine.backend} (${engine.threads} threads), tfjs-core ${engine.versions['tfjs-core']}`);
+  const train = loadCifar({ dataset: 'cifar10', split: 'train' });
+  const test = loadCifar({ dataset: 'cifar10', split: 'test' });
+  console.log(`data: ${train.root} (train ${train.n}, test ${test.n})`);
+  let file = values.checkpoint;
+  if (!file) {
+    file = path.join(repoRoot(), 'data', 'cache', `standin-cifar10-w${STANDIN.width}-e${STANDIN.epochs}-s${STANDIN.seed}-${engine.backend}.rbn`);
+    if (!fs.existsSync(file)) {
+      console.log(`training the stand-in model (${JSON.stringify(STANDIN)}) -> ${file}`);
+      const model = createResNet18({ width: STANDIN.width }, STANDIN.seed);
+      const opt = new SGD(model.trainableVariables(), { lr: STANDIN.lr });
+      const indices = subsetIndices(train, { n: STANDIN.trainN });
+      const t0 = Date.now();
+      for (let e = 0; e < STANDIN.epochs; e++) {
+        const r = await trainEpoch(model, opt, train, { indices, seed: STANDIN.seed + e, batchSize: STANDIN.batchSize, label: `epoch ${e + 1}/${STANDIN.epochs}` });
+        console.log(`epoch ${e + 1}: loss ${r.loss.toFixed(4)}, train acc ${r.accuracy.toFixed(2)}%, ${r.seconds.toFixed(0)} s`);
+      }
+      saveCheckpoint(file, model, {
+        provenance: { data: { dataset: 'cifar10', split: 'train', subset: `subsetIndices n=${STANDIN.trainN}` }, seed: STANDIN.seed, engine: { ...engine }, command: 'npm start', config: STANDIN },
+        metrics: { trainSeconds: (Date.now() - t0) / 1000 },
+      });
+      opt.dispose();
+      model.dispose();
+    }
+  }
+  const { model } = loadModel(file);
+  const indices = subsetIndices(test, { n: STANDIN.evalN });
+  console.log(`evaluating ${file} on a fixed balanced subset of ${STANDIN.evalN} CIFAR-10 test images (PGD-10, eps 8/255, alpha 2/255)`);
+  const r = await evaluate(model, test, { indices, label: 'evaluate' });
+  console.log(formatEvaluation(r));
+  model.dispose();
+});
