@@ -2,7 +2,9 @@
 # Fresh-machine install: Debian packages (when apt-get is available and we are root), then npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES=(libdnnl-dev)
+# libdnnl-dev: oneDNN for the native CPU backend. python3-torch: the independent reference
+# (tests/pytorch-reference.test.ts) and the speed yardstick of `npm run bench`; the library never uses it.
+APT_PACKAGES=(libdnnl-dev python3-torch)
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -12,9 +12,9 @@
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import '@tensorflow/tfjs-backend-cpu';
+// The union package's CommonJS bundle registers every gradient and the chained ops
+// (tfjs-core's own CommonJS bundle registers neither), plus the cpu backend.
+import '@tensorflow/tfjs';
 import { registerWasmGradientKernels } from './wasm-kernels.js';
 import { tryRegisterOnednn } from './onednn.js';
 
@@ -143,6 +143,10 @@ export async function initEngine(options: EngineOptions = {}): Promise<EngineInf
     const reason = await tryBackend(name, threads);
     attempts.push(reason === undefined ? { backend: name, ok: true } : { backend: name, ok: false, reason });
     if (reason === undefined) {
+      // The JS cpu storage (cpu and onednn backends) prints a "use tfjs-node" banner on first
+      // use; it goes to stderr, which the notebook runner treats as a failed cell.
+      const b = tf.backend() as unknown as { firstUse?: boolean };
+      if (b.firstUse === true) b.firstUse = false;
       current = describe(name, threads, attempts);
       return current;
     }
