@@ -163,3 +163,31 @@ test('training step: loss decreases on a fixed batch, gradients reach every trai
     m.dispose();
   }
 });
+
+test('module registry: snapshot/restore one module, write, bnOutput; no leaks', async () => {
+  const { assertNoLeak } = await import('./helpers.js');
+  const m = createResNet18({ width: 0.125 }, 6);
+  const x = randImages(3, 6);
+  try {
+    const snap = m.snapshotModules(['layer2.1.conv2', 'layer2.1.bn2']);
+    assert.deepEqual([...snap.tensors.keys()], ['layer2.1.conv2.weight', 'layer2.1.bn2.weight', 'layer2.1.bn2.bias', 'layer2.1.bn2.running_mean', 'layer2.1.bn2.running_var']);
+    const before = tf.tidy(() => m.predict(x).dataSync());
+    tf.tidy(() => m.write({ 'layer2.1.conv2.weight': tf.zerosLike(m.variable('layer2.1.conv2.weight')), 'layer2.1.bn2.running_var': tf.fill([m.variable('layer2.1.bn2.running_var').shape[0]], 4) }));
+    const changed = tf.tidy(() => m.predict(x).dataSync());
+    assert.notDeepEqual(changed, before);
+    m.restore(snap);
+    assert.deepEqual(tf.tidy(() => m.predict(x).dataSync()), before, 'restore brings back bit-identical outputs');
+    snap.dispose();
+    assert.throws(() => tf.tidy(() => m.write({ 'conv1.weight': tf.zeros([1]) })), /conv1.weight' expects shape \[3,3,3,8\]/);
+    const out = m.bnOutput(x, 'layer3.0.bn1');
+    assert.deepEqual(out.shape, [3, 8, 8, 32]);
+    out.dispose();
+    assert.throws(() => m.bnOutput(x, 'layer3.0.conv1'), /not a BN module/);
+    await assertNoLeak('snapshot/restore', () => { const s = m.snapshotModules(['bn1']); m.restore(s); s.dispose(); });
+    await assertNoLeak('bnOutput', () => m.bnOutput(x, 'bn1').dispose());
+    await assertNoLeak('forward(training)', () => m.forward(x, { training: true }).dispose());
+  } finally {
+    x.dispose();
+    m.dispose();
+  }
+});
