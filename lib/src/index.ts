@@ -17,3 +17,5 @@ export * from './train.js';
 export * from './checkpoint.js';
 export * from './progress.js';
 export * from './bench.js';
+export * from './config.js';
+export * from './adversarial-training.js';

@@ -1,0 +1,157 @@
+/**
+ * PGD adversarial training (Madry et al.) with per-epoch evaluation, best/last checkpoints,
+ * a JSON Lines metrics log, and resume after any interruption (kill -9 included).
+ *
+ * Run folder layout (`outDir`):
+ *   last.rbn        state after the last completed epoch (+ optimizer momentum as 'optim/<key>')
+ *   best.rbn        state of the epoch with the best robust evaluation accuracy
+ *   metrics.jsonl   one JSON line per completed epoch
+ *   config.json     the effective config (a resumed run must match it)
+ * Every file is written atomically; the checkpoint is written before the log line and carries
+ * the epoch's metrics, so the log can always be rebuilt up to the checkpoint's epoch.
+ * Randomness of epoch e (shuffling, augmentation, attack starts) derives from seed and e only,
+ * so a resumed run repeats exactly what an uninterrupted one does.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createResNet18 } from './model.js';
+import { loadCifar, subsetIndices } from './data.js';
+import { SGD } from './optim.js';
+import { trainEpoch } from './train.js';
+import { evaluate } from './evaluate.js';
+import { readCheckpoint, loadCheckpointInto, saveCheckpoint, writeFileAtomic, type Provenance } from './checkpoint.js';
+import { lrAt, type ExperimentConfig } from './config.js';
+import { engineInfo } from './engine.js';
+import { formatDuration } from './progress.js';
+
+export interface EpochMetrics {
+  epoch: number;
+  lr: number;
+  trainLoss: number;
+  /** Accuracy (percent) on the adversarial training examples. */
+  trainAdvAccuracy: number;
+  clean: number;
+  robust: number;
+  trainSeconds: number;
+  evalSeconds: number;
+  imagesPerSecond: number;
+}
+
+export interface AdvTrainRunOptions {
+  /** Run folder (created). */
+  outDir: string;
+  /** Stop after this many epochs in this call (for tests and time-boxed sessions); default: all. */
+  maxEpochsThisCall?: number;
+  /** Extra provenance (command line, commit). */
+  provenance?: Provenance;
+  /** Log sink for one line per epoch. Default console.log. */
+  log?: (line: string) => void;
+  /** Progress lines. Default true. */
+  progress?: boolean;
+}
+
+export interface AdvTrainRunResult {
+  outDir: string;
+  epochsDone: number;
+  finished: boolean;
+  resumedFrom: number;
+  history: EpochMetrics[];
+  best: EpochMetrics | null;
+}
+
+const OPTIM_PREFIX = 'optim/';
+
+function readLog(file: string): EpochMetrics[] {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
+    try { return [JSON.parse(l) as EpochMetrics]; } catch { return []; } // a torn last line from a kill
+  });
+}
+
+/** Trains (or resumes) a PGD-AT ResNet-18 as `config.advTrain` says. */
+export async function trainAdversarial(config: ExperimentConfig, options: AdvTrainRunOptions): Promise<AdvTrainRunResult> {
+  const t = config.advTrain;
+  const log = options.log ?? ((l: string) => console.log(l));
+  const dir = options.outDir;
+  fs.mkdirSync(dir, { recursive: true });
+  const files = { last: path.join(dir, 'last.rbn'), best: path.join(dir, 'best.rbn'), log: path.join(dir, 'metrics.jsonl'), config: path.join(dir, 'config.json') };
+  const configJson = JSON.stringify(config, null, 2);
+  if (fs.existsSync(files.config)) {
+    const old = fs.readFileSync(files.config, 'utf8');
+    if (old !== configJson) throw new Error(`${files.config}: this run folder was started with another config; use a new --out folder (or delete it) to train with this one`);
+  } else {
+    writeFileAtomic(files.config, configJson);
+  }
+
+  const train = loadCifar({ dataset: config.dataset, split: 'train' });
+  const test = loadCifar({ dataset: config.dataset, split: 'test' });
+  const trainIdx = t.trainN === null || t.trainN >= train.n ? undefined : subsetIndices(train, { n: t.trainN });
+  const evalIdx = t.evalN === null || t.evalN >= test.n ? undefined : subsetIndices(test, { n: t.evalN });
+  const model = createResNet18({ width: t.width, numClasses: train.numClasses }, t.seed);
+  const opt = new SGD(model.trainableVariables(), { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
+  const keyOf = new Map(model.stateKeys().map((k) => [model.variable(k).name, k]));
+  const nameOf = new Map([...keyOf].map(([n, k]) => [k, n]));
+
+  let start = 0;
+  let history: EpochMetrics[] = [];
+  try {
+    if (fs.existsSync(files.last)) {
+      const ck = readCheckpoint(files.last);
+      loadCheckpointInto(model, ck);
+      const optState: Record<string, Float32Array> = {};
+      for (const [k, v] of ck.tensors) if (k.startsWith(OPTIM_PREFIX)) optState[nameOf.get(k.slice(OPTIM_PREFIX.length))!] = Float32Array.from(v);
+      opt.loadStateArrays(optState);
+      start = ck.header.extra.epochsDone as number;
+      // Keep log lines up to the checkpoint; rebuild the last one from the checkpoint if the kill came between the two writes.
+      history = readLog(files.log).filter((m) => m.epoch <= start);
+      const fromCk = ck.header.extra.history as EpochMetrics[] | undefined;
+      if (fromCk && history.length < fromCk.length) history = fromCk;
+      writeFileAtomic(files.log, history.map((m) => JSON.stringify(m) + '\n').join(''));
+      log(`resuming ${dir} after epoch ${start}/${t.epochs}`);
+    }
+    const resumedFrom = start;
+    const stopAt = Math.min(t.epochs, start + (options.maxEpochsThisCall ?? Infinity));
+    const runStart = Date.now();
+    for (let e = start; e < stopAt; e++) {
+      opt.lr = lrAt(t, e);
+      const r = await trainEpoch(model, opt, train, {
+        indices: trainIdx, batchSize: t.batchSize, seed: (t.seed * 1_000_003 + e) >>> 0, augment: true,
+        attack: { eps: t.attack.eps, alpha: t.attack.alpha, steps: t.attack.steps, randomStart: t.attack.randomStart, restarts: t.attack.restarts },
+        label: `epoch ${e + 1}/${t.epochs} train`, progress: options.progress === false ? false : {},
+      });
+      const ev = await evaluate(model, test, {
+        indices: evalIdx, attack: { ...t.evalAttack, seed: e }, label: `epoch ${e + 1}/${t.epochs} eval`,
+        progress: options.progress === false ? false : {},
+      });
+      const m: EpochMetrics = {
+        epoch: e + 1, lr: opt.lr, trainLoss: r.loss, trainAdvAccuracy: r.accuracy, clean: ev.clean.accuracy, robust: ev.robust!.accuracy,
+        trainSeconds: r.seconds, evalSeconds: ev.seconds, imagesPerSecond: r.images / r.seconds,
+      };
+      history.push(m);
+      const best = history.reduce((a, b) => (b.robust > a.robust ? b : a));
+      const provenance: Provenance = {
+        data: { dataset: config.dataset, trainN: trainIdx ? trainIdx.length : train.n, evalN: evalIdx ? evalIdx.length : test.n, trainSubset: train.subset },
+        profile: config.profile, seed: t.seed, engine: { ...engineInfo() }, config: config as unknown as Record<string, unknown>, ...options.provenance,
+      };
+      const optTensors = Object.fromEntries(Object.entries(opt.stateArrays()).map(([n, v]) => [OPTIM_PREFIX + keyOf.get(n)!, { shape: [v.length], values: v }]));
+      if (best.epoch === m.epoch) saveCheckpoint(files.best, model, { provenance, metrics: { ...m }, extra: { epochsDone: e + 1 } });
+      saveCheckpoint(files.last, model, { provenance, metrics: { ...m }, extra: { epochsDone: e + 1, history }, extraTensors: optTensors });
+      fs.appendFileSync(files.log, JSON.stringify(m) + '\n');
+      const elapsed = (Date.now() - runStart) / 1000;
+      const eta = (elapsed / (e + 1 - resumedFrom)) * (t.epochs - e - 1);
+      log(`epoch ${e + 1}/${t.epochs} lr ${m.lr.toExponential(1)} loss ${m.trainLoss.toFixed(4)} adv-train ${m.trainAdvAccuracy.toFixed(2)}% | ` +
+        `clean ${m.clean.toFixed(2)}% PGD-${t.evalAttack.steps} ${m.robust.toFixed(2)}% | ${(m.trainSeconds + m.evalSeconds).toFixed(0)} s, ETA ${formatDuration(eta)}`);
+    }
+    const best = history.length ? history.reduce((a, b) => (b.robust > a.robust ? b : a)) : null;
+    return { outDir: dir, epochsDone: stopAt, finished: stopAt === t.epochs, resumedFrom, history, best };
+  } finally {
+    opt.dispose();
+    model.dispose();
+  }
+}
+
+/** Path of a run folder's checkpoint: 'best' (best robust evaluation accuracy) or 'last'. */
+export function runCheckpointPath(outDir: string, which: 'best' | 'last' = 'best'): string {
+  return path.join(outDir, `${which}.rbn`);
+}
+

@@ -1,0 +1,162 @@
+/**
+ * Experiment settings in one place, keyed by profile (nanoGPT / MadryLab-robustness style).
+ *
+ * - `paper`: the papers' settings (RiFT reference + RiFT with BN): full ResNet-18, PGD-AT 110
+ *   epochs, PGD-10 on all 10k test images. Needs a GPU (tfjs-node-gpu).
+ * - `quick`: the CPU default: reduced width, subsets and epochs (reasoning per stage below).
+ * - `smoke`: seconds to minutes; what tests and CI run. Numbers from it mean nothing.
+ *
+ * Any field can be overridden per run (`resolveConfig(profile, overrides)`, CLI `--set a.b=v`);
+ * the effective config is stored with every result.
+ */
+
+export type ProfileName = 'smoke' | 'quick' | 'paper';
+export const PROFILE_NAMES: readonly ProfileName[] = ['smoke', 'quick', 'paper'];
+
+export interface AttackConfig {
+  /** L∞ radius (in [0,1] pixel units). */
+  eps: number;
+  /** Step size. */
+  alpha: number;
+  steps: number;
+  randomStart: boolean;
+  restarts: number;
+}
+
+export interface AdvTrainConfig {
+  /** ResNet-18 width multiplier. */
+  width: number;
+  /** Training examples: a class-balanced fixed subset of this size (null = the whole split). */
+  trainN: number | null;
+  /** Test examples for per-epoch evaluation (balanced fixed subset; null = all). */
+  evalN: number | null;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** 0-based epoch indices from which lr is multiplied by lrGamma (PyTorch MultiStepLR: [100, 105] of 110). */
+  lrMilestones: number[];
+  lrGamma: number;
+  momentum: number;
+  weightDecay: number;
+  /** Training attack (PGD with random start, BN in training mode). */
+  attack: AttackConfig;
+  /** Attack of the per-epoch robust evaluation. */
+  evalAttack: AttackConfig;
+  seed: number;
+}
+
+export interface ExperimentConfig {
+  profile: ProfileName;
+  dataset: 'cifar10' | 'cifar100';
+  advTrain: AdvTrainConfig;
+}
+
+const PGD10: AttackConfig = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 };
+
+const PAPER: Omit<ExperimentConfig, 'dataset'> = {
+  profile: 'paper',
+  advTrain: {
+    width: 1, trainN: null, evalN: null, epochs: 110, batchSize: 128, lr: 0.1, lrMilestones: [100, 105], lrGamma: 0.1,
+    momentum: 0.9, weightDecay: 5e-4, attack: PGD10, evalAttack: PGD10, seed: 0,
+  },
+};
+
+const QUICK: Omit<ExperimentConfig, 'dataset'> = {
+  profile: 'quick',
+  advTrain: {
+    // Quarter width (16/32/64/128 channels, ~0.7M parameters): ~16× fewer FLOPs than full.
+    // PGD-5 with step 2.5·eps/5 is the usual cheap stand-in for PGD-10 in training (half the
+    // attack cost); the lr schedule keeps the reference's shape (decay at 10/11 and 21/22).
+    width: 0.25, trainN: null, evalN: 1000, epochs: 15, batchSize: 128, lr: 0.1, lrMilestones: [13, 14], lrGamma: 0.1,
+    momentum: 0.9, weightDecay: 5e-4,
+    attack: { eps: 8 / 255, alpha: 2 / 255, steps: 5, randomStart: true, restarts: 1 },
+    evalAttack: PGD10, seed: 0,
+  },
+};
+
+const SMOKE: Omit<ExperimentConfig, 'dataset'> = {
+  profile: 'smoke',
+  advTrain: {
+    width: 0.125, trainN: 512, evalN: 128, epochs: 2, batchSize: 64, lr: 0.05, lrMilestones: [2], lrGamma: 0.1,
+    momentum: 0.9, weightDecay: 5e-4,
+    attack: { eps: 8 / 255, alpha: 4 / 255, steps: 2, randomStart: true, restarts: 1 },
+    evalAttack: { eps: 8 / 255, alpha: 2 / 255, steps: 3, randomStart: true, restarts: 1 },
+    seed: 0,
+  },
+};
+
+const BASE: Record<ProfileName, Omit<ExperimentConfig, 'dataset'>> = { smoke: SMOKE, quick: QUICK, paper: PAPER };
+
+/** A deep partial for overrides. */
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function merge<T>(base: T, over: unknown, path: string): T {
+  if (over === undefined) return base;
+  if (!isObject(base)) return over as T;
+  if (!isObject(over)) throw new Error(`config: '${path || '<root>'}' must be an object`);
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over)) {
+    const p = path ? `${path}.${k}` : k;
+    if (!(k in out)) throw new Error(`config: unknown setting '${p}'; known: ${Object.keys(out).map((x) => (path ? `${path}.${x}` : x)).join(', ')}`);
+    out[k] = merge(out[k], v, p);
+  }
+  return out as T;
+}
+
+function check(cond: boolean, what: string): void {
+  if (!cond) throw new Error(`config: ${what}`);
+}
+
+function validateAttack(a: AttackConfig, p: string): void {
+  check(a.eps >= 0 && a.alpha >= 0, `${p}.eps and ${p}.alpha must be ≥ 0`);
+  check(Number.isInteger(a.steps) && a.steps >= 0, `${p}.steps must be an integer ≥ 0`);
+  check(Number.isInteger(a.restarts) && a.restarts >= 1, `${p}.restarts must be an integer ≥ 1`);
+}
+
+/** The effective config of a profile with overrides applied and validated. */
+export function resolveConfig(profile: ProfileName | string, dataset: 'cifar10' | 'cifar100' = 'cifar10', overrides: DeepPartial<ExperimentConfig> = {}): ExperimentConfig {
+  if (!(PROFILE_NAMES as readonly string[]).includes(profile)) throw new Error(`unknown profile '${profile}'; profiles: ${PROFILE_NAMES.join(', ')}`);
+  if (dataset !== 'cifar10' && dataset !== 'cifar100') throw new Error(`unknown dataset '${dataset}'; expected cifar10 or cifar100`);
+  const base: ExperimentConfig = structuredClone({ ...BASE[profile as ProfileName], dataset });
+  const c = merge(base, overrides, '');
+  const t = c.advTrain;
+  check(t.width > 0, 'advTrain.width must be > 0');
+  check(t.trainN === null || (Number.isInteger(t.trainN) && t.trainN > 0), 'advTrain.trainN must be null or a positive integer');
+  check(t.evalN === null || (Number.isInteger(t.evalN) && t.evalN > 0), 'advTrain.evalN must be null or a positive integer');
+  check(Number.isInteger(t.epochs) && t.epochs >= 1, 'advTrain.epochs must be an integer ≥ 1');
+  check(Number.isInteger(t.batchSize) && t.batchSize >= 2, 'advTrain.batchSize must be an integer ≥ 2');
+  check(t.lr > 0 && t.momentum >= 0 && t.weightDecay >= 0, 'advTrain.lr must be > 0, momentum and weightDecay ≥ 0');
+  check(Array.isArray(t.lrMilestones) && t.lrMilestones.every((m) => Number.isInteger(m) && m >= 1), 'advTrain.lrMilestones must be positive integers');
+  validateAttack(t.attack, 'advTrain.attack');
+  validateAttack(t.evalAttack, 'advTrain.evalAttack');
+  return c;
+}
+
+/** Learning rate for 0-based `epoch`: lr · gamma^(number of milestones ≤ epoch). */
+export function lrAt(t: Pick<AdvTrainConfig, 'lr' | 'lrMilestones' | 'lrGamma'>, epoch: number): number {
+  return t.lr * t.lrGamma ** t.lrMilestones.filter((m) => m <= epoch).length;
+}
+
+/**
+ * Parses CLI overrides `a.b=value` (JSON values: numbers, true/false, null, arrays; anything
+ * else is a string) into a DeepPartial.
+ */
+export function parseOverrides(items: readonly string[]): DeepPartial<ExperimentConfig> {
+  const out: Record<string, unknown> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new Error(`--set expects key=value (e.g. advTrain.epochs=3), got '${item}'`);
+    const keys = item.slice(0, eq).split('.');
+    const raw = item.slice(eq + 1);
+    let value: unknown;
+    try { value = JSON.parse(raw); } catch { value = raw; }
+    let o = out;
+    for (const k of keys.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
+    o[keys[keys.length - 1]] = value;
+  }
+  return out as DeepPartial<ExperimentConfig>;
+}

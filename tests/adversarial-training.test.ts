@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { readCheckpoint } from '../lib/src/checkpoint.js';
+import { resolveConfig, lrAt, parseOverrides } from '../lib/src/config.js';
+import { tempDir } from './helpers.js';
+
+const ROOT = path.join(__dirname, '..');
+// One process (not the tsx wrapper, which would leave its child running after a SIGKILL).
+const NODE = process.execPath;
+// A smaller smoke run still covers 2 epochs with a resume in the middle of the second.
+const ARGS = ['--import', 'tsx', 'scripts/train.ts', '--profile', 'smoke', '--set', 'advTrain.trainN=256', '--set', 'advTrain.evalN=64'];
+const env = { ...process.env, RIFT_BACKEND: process.env.RIFT_TEST_BACKEND ?? process.env.RIFT_BACKEND ?? 'auto' };
+
+test('config: profiles, overrides, lr schedule, clear errors', () => {
+  const paper = resolveConfig('paper');
+  assert.equal(paper.advTrain.epochs, 110);
+  assert.deepEqual([0, 99, 100, 104, 105, 109].map((e) => +lrAt(paper.advTrain, e).toPrecision(3)), [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]);
+  const c = resolveConfig('smoke', 'cifar10', parseOverrides(['advTrain.epochs=3', 'advTrain.attack.steps=1', 'advTrain.trainN=null']));
+  assert.equal(c.advTrain.epochs, 3);
+  assert.equal(c.advTrain.attack.steps, 1);
+  assert.equal(c.advTrain.trainN, null);
+  assert.equal(c.advTrain.attack.eps, 8 / 255, 'siblings keep their defaults');
+  assert.throws(() => resolveConfig('huge'), /unknown profile 'huge'; profiles: smoke, quick, paper/);
+  assert.throws(() => resolveConfig('smoke', 'cifar10', parseOverrides(['advTrain.epoch=3'])), /unknown setting 'advTrain.epoch'/);
+  assert.throws(() => resolveConfig('smoke', 'cifar10', parseOverrides(['advTrain.epochs=0'])), /advTrain.epochs must be an integer ≥ 1/);
+  assert.throws(() => parseOverrides(['epochs']), /--set expects key=value/);
+});
+
+test('PGD-AT smoke run: checkpoints + log; kill -9 mid-epoch and rerun ends with the same weights', async () => {
+  const dir = tempDir();
+  const a = path.join(dir, 'a'), b = path.join(dir, 'b');
+  const full = spawnSync(NODE, [...ARGS, '--out', a], { cwd: ROOT, env, encoding: 'utf8' });
+  assert.equal(full.status, 0, full.stderr);
+  assert.match(full.stdout, /done: 2 epochs/);
+  for (const f of ['last.rbn', 'best.rbn', 'metrics.jsonl', 'config.json']) assert.ok(fs.existsSync(path.join(a, f)), f);
+
+  // Run b: SIGKILL shortly after epoch 1 completes (inside epoch 2), then rerun.
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(NODE, [...ARGS, '--out', b], { cwd: ROOT, env });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/epoch 1\/2 lr/.test(out)) setTimeout(() => child.kill('SIGKILL'), 800);
+    });
+    child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`not killed: exit ${code}\n${out}`))));
+  });
+  assert.equal(readCheckpoint(path.join(b, 'last.rbn')).header.extra.epochsDone, 1, 'killed during epoch 2');
+  assert.deepEqual(fs.readdirSync(b).filter((f) => f.includes('.tmp-')), [], 'no temp files after kill');
+  const resumed = spawnSync(NODE, [...ARGS, '--out', b], { cwd: ROOT, env, encoding: 'utf8' });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stdout, /resuming .* after epoch 1\/2/);
+
+  const ca = readCheckpoint(path.join(a, 'last.rbn')), cb = readCheckpoint(path.join(b, 'last.rbn'));
+  assert.equal(ca.header.extra.epochsDone, 2);
+  for (const [k, v] of ca.tensors) assert.deepEqual(cb.tensors.get(k), v, `${k} differs after resume`);
+  const strip = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => {
+    const m = JSON.parse(l);
+    delete m.trainSeconds; delete m.evalSeconds; delete m.imagesPerSecond;
+    return m;
+  });
+  assert.deepEqual(strip(path.join(b, 'metrics.jsonl')), strip(path.join(a, 'metrics.jsonl')));
+  // A different config in the same folder is refused.
+  const clash = spawnSync(NODE, [...ARGS, '--out', b, '--set', 'advTrain.lr=0.2'], { cwd: ROOT, env, encoding: 'utf8' });
+  assert.notEqual(clash.status, 0);
+  assert.match(clash.stderr, /started with another config/);
+});
