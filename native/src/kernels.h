@@ -1,0 +1,93 @@
+// Native kernels of rift-bn's 'onednn' TF.js backend.
+//
+// Every function works on caller-owned float32 buffers (the TF.js cpu backend's TypedArrays,
+// passed zero-copy through Node-API) and never keeps a pointer to them after returning.
+// Layout conventions are TF.js's: activations NHWC, conv filters HWIO ([kh][kw][ci][co]),
+// row-major matrices. Shapes are validated by the Node-API layer (addon.cc) before calling in.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace rift {
+
+// ---------------------------------------------------------------------------------------------
+// oneDNN primitives (dnn.cc). Primitives are created once per distinct shape/attribute set and
+// cached; the process owns the cache until clear_cache() or a thread-count change.
+
+/** Geometry of a 2-D convolution, NHWC activations and HWIO filter, dilation 1. */
+struct ConvGeom {
+  int64_t n, ih, iw, ic, oc, kh, kw, sh, sw;
+  int64_t pt, pb, pl, pr;  // explicit padding, top/bottom/left/right (>= 0)
+  int64_t oh, ow;
+  std::string key() const;
+};
+
+/** y[n,oh,ow,oc] = Σ x·w (+ bias[oc]) (then ReLU if relu). bias may be null. */
+void conv_forward(const ConvGeom& g, const float* x, const float* w, const float* bias, bool relu, float* y);
+/** dx[n,ih,iw,ic] = gradient of conv_forward w.r.t. x for output gradient dy. */
+void conv_backward_data(const ConvGeom& g, const float* dy, const float* w, float* dx);
+/** dw[kh,kw,ic,oc] = gradient of conv_forward w.r.t. w for input x and output gradient dy. */
+void conv_backward_weights(const ConvGeom& g, const float* x, const float* dy, float* dw);
+
+/** Geometry of a 2-D average pooling over NHWC (padding excluded from the average, as TF). */
+struct PoolGeom {
+  int64_t n, ih, iw, c, kh, kw, sh, sw;
+  int64_t pt, pb, pl, pr;
+  int64_t oh, ow;
+  std::string key() const;
+};
+void avg_pool_forward(const PoolGeom& g, const float* x, float* y);
+void avg_pool_backward(const PoolGeom& g, const float* dy, float* dx);
+
+/**
+ * Batched row-major GEMM: for each b < batch, C_b = op(A_b)·op(B_b), where op transposes when
+ * asked. A_b = a + (batchA == 1 ? 0 : b)·M·K (likewise B), so a batch of 1 broadcasts.
+ */
+void matmul(const float* a, const float* b, float* c, int64_t batch, int64_t batchA, int64_t batchB,
+            int64_t m, int64_t n, int64_t k, bool transA, bool transB);
+
+void set_threads(int n);
+int get_threads();
+void clear_cache();
+size_t cache_entries();
+/** "major.minor.patch", the CPU runtime ("omp", "tbb", "seq", ...) and the best ISA oneDNN detected. */
+std::string dnnl_version();
+std::string dnnl_runtime();
+std::string dnnl_isa();
+
+// ---------------------------------------------------------------------------------------------
+// Hand-written memory-bound loops (loops.cc), OpenMP-parallel when the build has OpenMP.
+
+enum class BinaryOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3 };
+
+/**
+ * Broadcasting binary op on a collapsed shape: out has dims[0..rank-1] (row-major, contiguous);
+ * operand a (b) has stride sa[d] (sb[d]) along dim d, 0 where it is broadcast. rank <= 8.
+ */
+void binary(BinaryOp op, const float* a, const float* b, float* out, int rank, const int64_t* dims,
+            const int64_t* sa, const int64_t* sb);
+
+/** y = max(x, 0) keeping NaN (TF.js semantics). */
+void relu(const float* x, float* y, int64_t n);
+/** y = x > 0 ? 1 : alpha, NaN stays NaN (TF.js Step). */
+void step(const float* x, float* y, int64_t n, float alpha);
+
+/** x viewed as [a, r, c]: out[a, c] = scale · Σ_r x[a, r, c], accumulated in double. */
+void reduce_sum_middle(const float* x, float* out, int64_t a, int64_t r, int64_t c, double scale);
+
+/**
+ * Batch-norm training forward over x viewed as [m, c]: per-channel batch mean and biased
+ * variance (÷ m), y = (x − mean)/sqrt(var + eps)·scale + offset.
+ */
+void bn_train_forward(const float* x, const float* scale, const float* offset, float* y, float* mean,
+                      float* var, int64_t m, int64_t c, float eps);
+/** Closed-form backward of bn_train_forward given its saved mean/var. */
+void bn_train_backward(const float* dy, const float* x, const float* scale, const float* mean, const float* var,
+                       float* dx, float* dscale, float* doffset, int64_t m, int64_t c, float eps);
+/** Inference batch norm with given statistics; scale/offset may be null (1 / 0). */
+void bn_infer(const float* x, const float* mean, const float* var, const float* scale, const float* offset,
+              float* y, int64_t m, int64_t c, float eps);
+
+}  // namespace rift

@@ -1,0 +1,321 @@
+/**
+ * The native 'onednn' backend against the pure-JS 'cpu' backend: every native kernel on varied
+ * shapes, the training batch-norm kernels against a composed reference, tensor and native-memory
+ * leaks. Skipped (with the reason) when the addon is not built, unless RIFT_REQUIRE_ONEDNN=1.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import * as tf from '@tensorflow/tfjs-core';
+import { initEngine } from '../lib/src/engine.js';
+import { mulberry32 } from '../lib/src/rng.js';
+import { ONEDNN_BN_KERNELS, onednnKernelStats, resetOnednnKernelStats, tryRegisterOnednn } from '../lib/src/onednn.js';
+
+const REQUIRE = process.env.RIFT_REQUIRE_ONEDNN === '1';
+const status = tryRegisterOnednn(2);
+const skip: string | false = status.ok || REQUIRE ? false : `oneDNN backend unavailable: ${status.reason}`;
+const TOL = 1e-4;
+
+function rand(shape: number[], seed: number): tf.Tensor {
+  const r = mulberry32(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(Float32Array.from({ length: n }, () => r() * 2 - 1), shape);
+}
+
+function maxRelErr(got: Float32Array, ref: Float32Array): number {
+  assert.equal(got.length, ref.length, 'length');
+  let num = 0, den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - ref[i]));
+    den = Math.max(den, Math.abs(ref[i]));
+  }
+  return num / Math.max(den, 1e-12);
+}
+
+/**
+ * Runs `f` (which builds its inputs from seeds, so both runs see the same data) on 'cpu' and on
+ * 'onednn', checks that the onednn run leaves no tensor behind, and compares every output.
+ */
+async function compare(label: string, f: () => tf.Tensor[], tol = TOL): Promise<void> {
+  await tf.setBackend('cpu');
+  const ref = tf.tidy(f).map((t) => {
+    const v = t.dataSync() as Float32Array;
+    t.dispose();
+    return { v, shape: t.shape };
+  });
+  await tf.setBackend('onednn');
+  for (let rep = 0; rep < 2; rep++) {
+    const before = tf.memory().numTensors;
+    const got = tf.tidy(f);
+    assert.equal(got.length, ref.length, `${label}: output count`);
+    got.forEach((t, i) => {
+      assert.deepEqual(t.shape, ref[i].shape, `${label}: output ${i} shape`);
+      const e = maxRelErr(t.dataSync() as Float32Array, ref[i].v);
+      assert.ok(e < tol, `${label}: output ${i} rel err ${e}`);
+    });
+    tf.dispose(got);
+    assert.equal(tf.memory().numTensors, before, `${label}: tensor leak`);
+  }
+}
+
+/** Asserts that `kernels` ran natively (no cpu fallback) since the last reset. */
+function assertNative(kernels: string[]): void {
+  const s = onednnKernelStats();
+  for (const k of kernels) {
+    assert.ok((s[k]?.calls ?? 0) > 0, `${k} never ran on onednn`);
+    assert.equal(s[k].fallbacks, 0, `${k} fell back to the cpu kernel ${s[k].fallbacks} times`);
+  }
+}
+
+test('onednn backend is available', { skip: REQUIRE ? false : skip }, async () => {
+  assert.ok(status.ok, `onednn unavailable: ${status.reason}`);
+  const info = await initEngine({ backend: 'onednn', threads: 2 });
+  assert.equal(info.tfBackend, 'onednn');
+  assert.equal(status.info?.threads, 2);
+  for (const k of ONEDNN_BN_KERNELS) assert.ok(tf.getKernel(k, 'onednn'), `${k} registered`);
+  // Every cpu kernel is available on onednn too.
+  for (const k of tf.getKernelsForBackend('cpu')) assert.ok(tf.getKernel(k.kernelName, 'onednn'), k.kernelName);
+});
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+interface ConvCase { x: [number, number, number, number]; k: number; co: number; stride: number; pad: Pad }
+const CONV_CASES: ConvCase[] = [
+  { x: [2, 8, 8, 3], k: 3, co: 5, stride: 1, pad: 'same' },
+  { x: [3, 9, 10, 4], k: 3, co: 6, stride: 2, pad: 'same' },
+  { x: [1, 7, 6, 5], k: 3, co: 7, stride: 1, pad: 'valid' },
+  { x: [3, 9, 9, 3], k: 3, co: 4, stride: 2, pad: 'valid' },
+  { x: [2, 8, 8, 6], k: 1, co: 8, stride: 2, pad: 'valid' },
+  { x: [5, 4, 4, 3], k: 1, co: 2, stride: 1, pad: 0 },
+  { x: [2, 8, 8, 4], k: 3, co: 3, stride: 1, pad: 1 },
+  { x: [1, 8, 8, 16], k: 3, co: 32, stride: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+  { x: [3, 8, 7, 5], k: 3, co: 3, stride: 2, pad: [[0, 0], [0, 1], [1, 0], [0, 0]] },
+  { x: [4, 16, 16, 17], k: 3, co: 19, stride: 1, pad: 'same' },
+];
+
+test('Conv2D / Conv2DBackpropInput / Conv2DBackpropFilter match cpu', { skip }, async () => {
+  resetOnednnKernelStats();
+  for (const [i, c] of CONV_CASES.entries()) {
+    const label = `conv ${JSON.stringify(c)}`;
+    await compare(label, () => {
+      const x = rand(c.x, 10 + i) as tf.Tensor4D;
+      const w = rand([c.k, c.k, c.x[3], c.co], 20 + i) as tf.Tensor4D;
+      const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
+      const y = f(x, w);
+      const dy = rand(y.shape, 30 + i);
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => f(a, b).mul(dy).sum())([x, w]);
+      return [y, dx, dw];
+    });
+  }
+  assertNative(['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter']);
+});
+
+test('FusedConv2D (bias, relu) matches cpu', { skip }, async () => {
+  resetOnednnKernelStats();
+  for (const [i, act] of (['linear', 'relu'] as const).entries()) {
+    await compare(`fused conv ${act}`, () => {
+      const x = rand([3, 9, 9, 5], 40 + i) as tf.Tensor4D;
+      const filter = rand([3, 3, 5, 7], 41) as tf.Tensor4D;
+      const bias = rand([7], 42) as tf.Tensor1D;
+      return [tf.fused.conv2d({ x, filter, bias, strides: 2, pad: 'same', activation: act })];
+    });
+  }
+  assertNative(['FusedConv2D']);
+});
+
+test('Add / Sub / Multiply / RealDiv with broadcasting match cpu', { skip }, async () => {
+  const shapes: [number[], number[]][] = [
+    [[3, 5, 7, 9], [3, 5, 7, 9]], // same shape
+    [[4, 6, 6, 17], [17]], // per-channel
+    [[17], [4, 6, 6, 17]], // per-channel, broadcast operand first
+    [[2, 3, 3, 5], []], // scalar
+    [[], [2, 3, 3, 5]],
+    [[5, 1, 1, 8], [5, 4, 4, 8]], // global-pool gradient pattern
+    [[2, 1, 4], [3, 1]], // both broadcast
+    [[64, 64, 33], [64, 64, 33]], // large enough for the parallel path
+    [[1, 64, 64, 16], [16]],
+  ];
+  resetOnednnKernelStats();
+  for (const [i, [sa, sb]] of shapes.entries()) {
+    await compare(`binary ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, () => {
+      const a = rand(sa, 50 + i), b = rand(sb, 60 + i).add(3); // b away from 0 for division
+      return [tf.add(a, b), tf.sub(a, b), tf.mul(a, b), tf.div(a, b)];
+    }, 1e-6);
+  }
+  assertNative(['Add', 'Sub', 'Multiply', 'RealDiv']);
+});
+
+test('Relu and its gradient (Step, Multiply) match cpu', { skip }, async () => {
+  resetOnednnKernelStats();
+  for (const [i, shape] of [[3, 5, 5, 7], [2, 64, 64, 9]].entries()) {
+    await compare(`relu ${shape}`, () => {
+      const x = rand(shape, 70 + i), dy = rand(shape, 80 + i);
+      const [dx] = tf.grads((a: tf.Tensor) => tf.relu(a).mul(dy).sum())([x]);
+      return [tf.relu(x), dx, tf.step(x, 0.25)];
+    }, 1e-6);
+  }
+  assertNative(['Relu', 'Step', 'Multiply']);
+});
+
+test('Sum / Mean over contiguous axes match cpu', { skip }, async () => {
+  const cases: [number[], number | number[], boolean][] = [
+    [[4, 6, 6, 17], [0, 1, 2], false], // per-channel sums (bias / BN gradients)
+    [[4, 4, 4, 33], [1, 2], false], // global average pool via mean
+    [[4, 4, 4, 33], [1, 2], true],
+    [[7, 10], -1, false], // per-row (loss)
+    [[7, 10], [0, 1], false], // everything
+    [[3, 32, 32, 16], [0, 1, 2], true], // parallel split of the reduced axis
+    [[5, 11], 0, false],
+  ];
+  resetOnednnKernelStats();
+  for (const [i, [shape, axis, keepDims]] of cases.entries()) {
+    await compare(`reduce ${shape} ${axis}`, () => {
+      const x = rand(shape, 90 + i);
+      return [tf.sum(x, axis, keepDims), tf.mean(x, axis, keepDims)];
+    }, 1e-5);
+  }
+  assertNative(['Sum', 'Mean']);
+});
+
+test('BatchMatMul matches cpu', { skip }, async () => {
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[5, 7], [7, 3], false, false],
+    [[7, 5], [7, 3], true, false],
+    [[5, 7], [3, 7], false, true],
+    [[7, 5], [3, 7], true, true],
+    [[2, 3, 4], [2, 4, 5], false, false],
+    [[1, 3, 4], [2, 4, 5], false, false],
+    [[128, 64], [64, 10], false, false],
+  ];
+  resetOnednnKernelStats();
+  for (const [i, [sa, sb, ta, tb]] of cases.entries()) {
+    await compare(`matmul ${sa} ${sb} ${ta} ${tb}`, () => [tf.matMul(rand(sa, 100 + i), rand(sb, 110 + i), ta, tb)]);
+  }
+  assertNative(['BatchMatMul']);
+});
+
+test('AvgPool and its gradient match cpu', { skip }, async () => {
+  const cases: { x: number[]; k: number; s: number; pad: 'same' | 'valid' }[] = [
+    { x: [3, 4, 4, 17], k: 4, s: 4, pad: 'valid' }, // CIFAR ResNet global pool
+    { x: [2, 8, 8, 5], k: 2, s: 2, pad: 'valid' },
+    { x: [1, 7, 7, 3], k: 3, s: 2, pad: 'valid' },
+    { x: [2, 6, 6, 3], k: 3, s: 1, pad: 'same' }, // forward native (padding excluded); gradient falls back
+  ];
+  resetOnednnKernelStats();
+  for (const [i, c] of cases.entries()) {
+    await compare(`avgPool ${JSON.stringify(c)}`, () => {
+      const x = rand(c.x, 120 + i) as tf.Tensor4D;
+      const f = (a: tf.Tensor) => tf.avgPool(a as tf.Tensor4D, c.k, c.s, c.pad);
+      const y = f(x);
+      const dy = rand(y.shape, 130 + i);
+      const [dx] = tf.grads((a: tf.Tensor) => f(a).mul(dy).sum())([x]);
+      return [y, dx];
+    });
+  }
+  assertNative(['AvgPool']);
+  const s = onednnKernelStats().AvgPoolGrad;
+  assert.equal(s.calls - s.fallbacks, 3 * 2, 'AvgPoolGrad native without padding');
+});
+
+test('FusedBatchNorm (inference) matches cpu', { skip }, async () => {
+  resetOnednnKernelStats();
+  await compare('batchNorm', () => {
+    const c = 13;
+    const x = rand([3, 5, 5, c], 140);
+    const mean = rand([c], 141), variance = rand([c], 142).abs().add(0.1);
+    const offset = rand([c], 143), scale = rand([c], 144);
+    return [tf.batchNorm(x, mean, variance, offset, scale, 1e-3), tf.batchNorm(x, mean, variance, undefined, undefined, 1e-5)];
+  });
+  assertNative(['FusedBatchNorm']);
+});
+
+/** Training batch norm composed from tf ops (the reference). */
+function bnComposed(x: tf.Tensor, scale: tf.Tensor, offset: tf.Tensor, eps: number): tf.Tensor[] {
+  const mean = tf.mean(x, [0, 1, 2]);
+  const variance = tf.mean(tf.square(tf.sub(x, mean)), [0, 1, 2]);
+  const y = tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), scale), offset);
+  return [y, mean, variance];
+}
+
+test('RiftBatchNormTrain / RiftBatchNormTrainGrad match a composed reference', { skip }, async () => {
+  const cases = [{ x: [4, 6, 6, 13], eps: 1e-3 }, { x: [1, 3, 5, 7], eps: 1e-5 }, { x: [8, 16, 16, 32], eps: 1e-5 }];
+  for (const [i, c] of cases.entries()) {
+    const inputs = () => {
+      const x = rand(c.x, 150 + i).mul(3).add(0.5); // non-zero mean, non-unit variance
+      const C = c.x[3];
+      return { x, scale: rand([C], 160 + i), offset: rand([C], 170 + i), dy: rand(c.x, 180 + i) };
+    };
+    await tf.setBackend('cpu');
+    const ref = tf.tidy(() => {
+      const { x, scale, offset, dy } = inputs();
+      const fwd = bnComposed(x, scale, offset, c.eps);
+      const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => bnComposed(a, g, b, c.eps)[0].mul(dy).sum())([x, scale, offset]);
+      return [...fwd, ...grads];
+    }).map((t) => t.dataSync() as Float32Array);
+    await tf.setBackend('onednn');
+    for (let rep = 0; rep < 2; rep++) {
+      const before = tf.memory().numTensors;
+      const got = tf.tidy(() => {
+        const { x, scale, offset, dy } = inputs();
+        const [y, mean, variance] = tf.engine().runKernel('RiftBatchNormTrain', { x, scale, offset }, { varianceEpsilon: c.eps }) as tf.Tensor[];
+        const grads = tf.engine().runKernel('RiftBatchNormTrainGrad', { dy, x, scale, mean, variance }, { varianceEpsilon: c.eps }) as tf.Tensor[];
+        return [y, mean, variance, ...grads];
+      });
+      const names = ['y', 'mean', 'variance', 'dx', 'dScale', 'dOffset'];
+      got.forEach((t, k) => {
+        const e = maxRelErr(t.dataSync() as Float32Array, ref[k]);
+        assert.ok(e < TOL, `bn ${c.x}: ${names[k]} rel err ${e}`);
+      });
+      tf.dispose(got);
+      assert.equal(tf.memory().numTensors, before, 'bn: tensor leak');
+    }
+  }
+});
+
+test('a small residual network: loss, input gradient and weight gradients match cpu', { skip }, async () => {
+  resetOnednnKernelStats();
+  await compare('resnet block', () => {
+    const x = rand([3, 8, 8, 3], 200);
+    const w1 = rand([3, 3, 3, 8], 201).mul(0.5), w2 = rand([3, 3, 8, 16], 202).mul(0.3);
+    const ws = rand([1, 1, 3, 16], 203), wd = rand([16, 10], 204).mul(0.3), bd = rand([10], 205);
+    const labels = tf.oneHot(tf.tensor1d([1, 4, 7], 'int32'), 10);
+    const loss = (xi: tf.Tensor, a: tf.Tensor, b: tf.Tensor, s: tf.Tensor, d: tf.Tensor) => {
+      const h = tf.relu(tf.conv2d(xi as tf.Tensor4D, a as tf.Tensor4D, 1, 'same'));
+      const r = tf.relu(tf.add(tf.conv2d(h, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]), tf.conv2d(xi as tf.Tensor4D, s as tf.Tensor4D, 2, 'valid')));
+      const pooled = tf.reshape(tf.avgPool(r as tf.Tensor4D, 4, 4, 'valid'), [3, 16]);
+      const logits = tf.add(tf.matMul(pooled, d), bd);
+      return tf.losses.softmaxCrossEntropy(labels, logits);
+    };
+    const g = tf.grads(loss)([x, w1, w2, ws, wd]);
+    return [loss(x, w1, w2, ws, wd), ...g];
+  });
+  assertNative(['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Relu', 'Step', 'AvgPool', 'AvgPoolGrad', 'BatchMatMul']);
+});
+
+function rssMiB(): number {
+  return process.memoryUsage.rss() / 2 ** 20;
+}
+
+test('no native or tensor leak over 1,000 conv forward+backward steps', { skip }, async () => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  await tf.setBackend('onednn');
+  const x = rand([8, 16, 16, 16], 300) as tf.Tensor4D;
+  const w = rand([3, 3, 16, 16], 301) as tf.Tensor4D;
+  const step = () => tf.tidy(() => {
+    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.relu(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')).sum())([x, w]);
+    return dx.sum().add(dw.sum());
+  }).dispose();
+  for (let i = 0; i < 100; i++) step(); // warm-up: primitive cache, scratchpad, V8 heap
+  gc();
+  const tensors = tf.memory().numTensors;
+  const before = rssMiB();
+  for (let i = 0; i < 1000; i++) step();
+  gc();
+  const after = rssMiB();
+  assert.equal(tf.memory().numTensors, tensors, 'tensor leak');
+  // Each step allocates ~0.5 MiB of tensors; a per-step native leak of any buffer would add
+  // hundreds of MiB. The slack covers allocator and V8 heap noise.
+  assert.ok(after - before < 40, `RSS grew by ${(after - before).toFixed(1)} MiB over 1,000 steps (before ${before.toFixed(0)} MiB)`);
+  tf.dispose([x, w]);
+});
