@@ -19,3 +19,6 @@ export * from './progress.js';
 export * from './bench.js';
 export * from './config.js';
 export * from './adversarial-training.js';
+export * from './mrc.js';
+export * from './finetune.js';
+export * from './interpolate.js';
