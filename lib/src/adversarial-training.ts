@@ -75,7 +75,9 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
   const dir = options.outDir;
   fs.mkdirSync(dir, { recursive: true });
   const files = { last: path.join(dir, 'last.rbn'), best: path.join(dir, 'best.rbn'), log: path.join(dir, 'metrics.jsonl'), config: path.join(dir, 'config.json') };
-  const configJson = JSON.stringify(config, null, 2);
+  // Only what determines the trained weights: other stages' settings may change freely.
+  const runConfig = { profile: config.profile, dataset: config.dataset, advTrain: config.advTrain };
+  const configJson = JSON.stringify(runConfig, null, 2);
   if (fs.existsSync(files.config)) {
     const old = fs.readFileSync(files.config, 'utf8');
     if (old !== configJson) throw new Error(`${files.config}: this run folder was started with another config; use a new --out folder (or delete it) to train with this one`);
@@ -131,7 +133,7 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
       const best = history.reduce((a, b) => (b.robust > a.robust ? b : a));
       const provenance: Provenance = {
         data: { dataset: config.dataset, trainN: trainIdx ? trainIdx.length : train.n, evalN: evalIdx ? evalIdx.length : test.n, trainSubset: train.subset },
-        profile: config.profile, seed: t.seed, engine: { ...engineInfo() }, config: config as unknown as Record<string, unknown>, ...options.provenance,
+        profile: config.profile, seed: t.seed, engine: { ...engineInfo() }, config: runConfig as unknown as Record<string, unknown>, ...options.provenance,
       };
       const optTensors = Object.fromEntries(Object.entries(opt.stateArrays()).map(([n, v]) => [OPTIM_PREFIX + keyOf.get(n)!, { shape: [v.length], values: v }]));
       if (best.epoch === m.epoch) saveCheckpoint(files.best, model, { provenance, metrics: { ...m }, extra: { epochsDone: e + 1 } });

@@ -45,13 +45,74 @@ export interface AdvTrainConfig {
   seed: number;
 }
 
+/** Evaluation of base and fine-tuned models (Table 1, curves): a fixed test subset. */
+export interface EvalConfig {
+  /** Test examples: class-balanced fixed subset (null = all 10,000). */
+  n: number | null;
+  /** PGD-10, eps 8/255, alpha 2/255; restarts: the RiFT paper takes the worst of 3, its code 1. */
+  attack: AttackConfig;
+  batchSize: number;
+}
+
+export interface MRCConfig {
+  /** Size of the fixed adversarial set (test split, balanced subset; null = all: the code). */
+  advN: number | null;
+  /** Attack that generates it (PGD-10 against the base model, inference mode). */
+  attack: AttackConfig;
+  /** Relative radius ε. */
+  eps: number;
+  lr: number;
+  batchSize: number;
+  epochs: number;
+  /** The paper's Algorithm 1 (true) or the code (false, default: the published MRC values come from it). */
+  stopAtFirstProjection: boolean;
+  /** BN radius relative to ‖[γ;β]‖ ('joint') or per tensor. */
+  bnRadius: 'joint' | 'per-tensor';
+}
+
+export type BNStatsPolicyName = 'all' | 'selected' | 'none';
+
+export interface FinetuneConfig {
+  epochs: number;
+  lr: number;
+  /** 0-based epoch of the ×0.1 decay; null = half the epochs. */
+  lrDecayEpoch: number | null;
+  batchSize: number;
+  momentum: number;
+  weightDecay: number;
+  /** Clean training examples (balanced fixed subset; null = all). */
+  trainN: number | null;
+  /** Which epoch to keep: RiFT keeps the best clean accuracy. */
+  keep: 'best-clean' | 'best-robust' | 'last';
+  /** BN-statistics policy per method: RiFT's code re-estimates all; RiFT with BN the selected layers. */
+  bnStats: { rift: BNStatsPolicyName; riftBN: BNStatsPolicyName };
+  /** Seeds of repeated runs (tables show mean ± std when > 1). */
+  seeds: number[];
+}
+
+export interface InterpolationConfig {
+  /** Apply RiFT's interpolation (the RiFT-with-BN paper leaves it open). */
+  enabled: boolean;
+  alphas: number[];
+  /** Robust accuracy may drop this many points below the base's. */
+  tolerance: number;
+}
+
 export interface ExperimentConfig {
   profile: ProfileName;
   dataset: 'cifar10' | 'cifar100';
   advTrain: AdvTrainConfig;
+  eval: EvalConfig;
+  mrc: MRCConfig;
+  finetune: FinetuneConfig;
+  interpolation: InterpolationConfig;
+  /** k values of the top-k experiment (Table 1). */
+  topK: number[];
 }
 
 const PGD10: AttackConfig = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 };
+
+const ALPHAS_01 = Array.from({ length: 11 }, (_, i) => i / 10);
 
 const PAPER: Omit<ExperimentConfig, 'dataset'> = {
   profile: 'paper',
@@ -59,6 +120,14 @@ const PAPER: Omit<ExperimentConfig, 'dataset'> = {
     width: 1, trainN: null, evalN: null, epochs: 110, batchSize: 128, lr: 0.1, lrMilestones: [100, 105], lrGamma: 0.1,
     momentum: 0.9, weightDecay: 5e-4, attack: PGD10, evalAttack: PGD10, seed: 0,
   },
+  eval: { n: null, attack: { ...PGD10, restarts: 3 }, batchSize: 256 },
+  mrc: { advN: null, attack: PGD10, eps: 0.1, lr: 1, batchSize: 512, epochs: 10, stopAtFirstProjection: false, bnRadius: 'joint' },
+  finetune: {
+    epochs: 10, lr: 1e-3, lrDecayEpoch: 5, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, trainN: null, keep: 'best-clean',
+    bnStats: { rift: 'all', riftBN: 'selected' }, seeds: [0, 1, 2],
+  },
+  interpolation: { enabled: true, alphas: ALPHAS_01, tolerance: 0.1 },
+  topK: [1, 2, 3, 4, 5],
 };
 
 const QUICK: Omit<ExperimentConfig, 'dataset'> = {
@@ -72,6 +141,15 @@ const QUICK: Omit<ExperimentConfig, 'dataset'> = {
     attack: { eps: 8 / 255, alpha: 2 / 255, steps: 5, randomStart: true, restarts: 1 },
     evalAttack: PGD10, seed: 0,
   },
+  // Provisional stage sizes (to be re-derived from measured stage costs on this machine).
+  eval: { n: 1000, attack: PGD10, batchSize: 256 },
+  mrc: { advN: 1000, attack: PGD10, eps: 0.1, lr: 1, batchSize: 512, epochs: 5, stopAtFirstProjection: false, bnRadius: 'joint' },
+  finetune: {
+    epochs: 4, lr: 1e-3, lrDecayEpoch: 2, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, trainN: 10_000, keep: 'best-clean',
+    bnStats: { rift: 'all', riftBN: 'selected' }, seeds: [0],
+  },
+  interpolation: { enabled: true, alphas: [0, 0.25, 0.5, 0.75, 1], tolerance: 0.1 },
+  topK: [1, 2, 3, 4, 5],
 };
 
 const SMOKE: Omit<ExperimentConfig, 'dataset'> = {
@@ -83,6 +161,17 @@ const SMOKE: Omit<ExperimentConfig, 'dataset'> = {
     evalAttack: { eps: 8 / 255, alpha: 2 / 255, steps: 3, randomStart: true, restarts: 1 },
     seed: 0,
   },
+  eval: { n: 64, attack: { eps: 8 / 255, alpha: 4 / 255, steps: 2, randomStart: true, restarts: 1 }, batchSize: 64 },
+  mrc: {
+    advN: 64, attack: { eps: 8 / 255, alpha: 4 / 255, steps: 2, randomStart: true, restarts: 1 }, eps: 0.1, lr: 1, batchSize: 32, epochs: 1,
+    stopAtFirstProjection: false, bnRadius: 'joint',
+  },
+  finetune: {
+    epochs: 1, lr: 1e-3, lrDecayEpoch: null, batchSize: 32, momentum: 0.9, weightDecay: 5e-4, trainN: 128, keep: 'best-clean',
+    bnStats: { rift: 'all', riftBN: 'selected' }, seeds: [0],
+  },
+  interpolation: { enabled: true, alphas: [0, 0.5, 1], tolerance: 0.1 },
+  topK: [1, 2],
 };
 
 const BASE: Record<ProfileName, Omit<ExperimentConfig, 'dataset'>> = { smoke: SMOKE, quick: QUICK, paper: PAPER };
@@ -133,6 +222,20 @@ export function resolveConfig(profile: ProfileName | string, dataset: 'cifar10' 
   check(Array.isArray(t.lrMilestones) && t.lrMilestones.every((m) => Number.isInteger(m) && m >= 1), 'advTrain.lrMilestones must be positive integers');
   validateAttack(t.attack, 'advTrain.attack');
   validateAttack(t.evalAttack, 'advTrain.evalAttack');
+  validateAttack(c.eval.attack, 'eval.attack');
+  validateAttack(c.mrc.attack, 'mrc.attack');
+  check(c.eval.n === null || (Number.isInteger(c.eval.n) && c.eval.n > 0), 'eval.n must be null or a positive integer');
+  check(c.mrc.advN === null || (Number.isInteger(c.mrc.advN) && c.mrc.advN > 0), 'mrc.advN must be null or a positive integer');
+  check(c.mrc.eps > 0 && c.mrc.lr > 0 && Number.isInteger(c.mrc.epochs) && c.mrc.epochs >= 1, 'mrc.eps and mrc.lr must be > 0, mrc.epochs an integer ≥ 1');
+  check(['joint', 'per-tensor'].includes(c.mrc.bnRadius), "mrc.bnRadius must be 'joint' or 'per-tensor'");
+  const f = c.finetune;
+  check(Number.isInteger(f.epochs) && f.epochs >= 1 && f.lr > 0, 'finetune.epochs must be an integer ≥ 1 and finetune.lr > 0');
+  check(f.trainN === null || (Number.isInteger(f.trainN) && f.trainN > 0), 'finetune.trainN must be null or a positive integer');
+  for (const [m, p] of Object.entries(f.bnStats)) check(['all', 'selected', 'none'].includes(p), `finetune.bnStats.${m} must be all, selected or none`);
+  check(['best-clean', 'best-robust', 'last'].includes(f.keep), 'finetune.keep must be best-clean, best-robust or last');
+  check(Array.isArray(f.seeds) && f.seeds.length > 0 && f.seeds.every(Number.isInteger), 'finetune.seeds must be a non-empty list of integers');
+  check(c.interpolation.alphas.every((a) => a >= 0 && a <= 1) && c.interpolation.tolerance >= 0, 'interpolation.alphas must lie in [0,1], tolerance ≥ 0');
+  check(c.topK.every((k) => Number.isInteger(k) && k >= 1), 'topK must be positive integers');
   return c;
 }
 
