@@ -22,3 +22,5 @@ export * from './adversarial-training.js';
 export * from './mrc.js';
 export * from './finetune.js';
 export * from './interpolate.js';
+export * from './stats.js';
+export * from './cache.js';
