@@ -48,6 +48,8 @@ export interface FinetuneOptions {
   evalIndices?: Int32Array;
   /** Attack for the per-epoch robust accuracy (merged over PGD-10 defaults). Default {}. */
   evalAttack: Partial<PGDOptions>;
+  /** Evaluation batch size (attack seeds are per batch: keep it equal across compared runs). Default 256. */
+  evalBatchSize: number;
   /** Evaluate the model before the first epoch too (epoch 0 of the curves). Default true. */
   evalBefore: boolean;
   /** Which epoch the model ends in: best clean accuracy (RiFT), best robust, or the last. Default 'clean'. */
@@ -62,7 +64,7 @@ export interface FinetuneOptions {
 
 export const DEFAULT_FINETUNE: Omit<FinetuneOptions, 'modules'> = {
   bnStats: 'selected', epochs: 10, lr: 1e-3, lrDecayEpoch: null, lrGamma: 0.1, momentum: 0.9, weightDecay: 5e-4,
-  batchSize: 128, evalAttack: {}, evalBefore: true, keep: 'best-clean', seed: 0, progress: true,
+  batchSize: 128, evalAttack: {}, evalBatchSize: 256, evalBefore: true, keep: 'best-clean', seed: 0, progress: true,
 };
 
 /** One point of a fine-tuning curve (epoch 0 = before fine-tuning). */
@@ -141,7 +143,7 @@ export async function finetune(model: ResNet18, train: CifarData, test: CifarDat
     // Epoch 0 needs no copy: the state before fine-tuning is restored from `initial`.
     best = { epoch, score: score(ev), snap: epoch === 0 ? null : model.snapshot(), clean: ev.clean.perExample, robust: ev.robust!.perExample };
   };
-  const evalOnce = (label: string) => evaluate(model, test, { indices: o.evalIndices, attack: o.evalAttack, label, progress: o.progress ? {} : false });
+  const evalOnce = (label: string) => evaluate(model, test, { indices: o.evalIndices, attack: o.evalAttack, batchSize: o.evalBatchSize, label, progress: o.progress ? {} : false });
   const initial = model.snapshot();
   try {
     for (const [n, m] of Object.entries(modes)) model.setBNMode([n], m);

@@ -24,3 +24,4 @@ export * from './finetune.js';
 export * from './interpolate.js';
 export * from './stats.js';
 export * from './cache.js';
+export * from './experiments.js';

@@ -43,11 +43,13 @@ export interface InterpolationOptions {
   evalIndices?: Int32Array;
   /** Attack (merged over PGD-10 defaults). Default {}. */
   attack: Partial<PGDOptions>;
+  /** Evaluation batch size (attack seeds are per batch). Default 256. */
+  batchSize: number;
   progress: boolean;
 }
 
 export const DEFAULT_INTERPOLATION: InterpolationOptions = {
-  alphas: Array.from({ length: 11 }, (_, i) => i / 10), tolerance: 0.1, attack: {}, progress: true,
+  alphas: Array.from({ length: 11 }, (_, i) => i / 10), tolerance: 0.1, attack: {}, batchSize: 256, progress: true,
 };
 
 /**
@@ -79,7 +81,7 @@ export async function interpolationSweep(
   const points: AlphaPoint[] = [];
   for (const alpha of alphas) {
     interpolateInto(model, base, finetuned, alpha);
-    const ev = await evaluate(model, test, { indices: o.evalIndices, attack: o.attack, label: `interpolate α=${alpha.toFixed(2)}`, progress: o.progress ? {} : false });
+    const ev = await evaluate(model, test, { indices: o.evalIndices, attack: o.attack, batchSize: o.batchSize, label: `interpolate α=${alpha.toFixed(2)}`, progress: o.progress ? {} : false });
     points.push({ alpha, clean: ev.clean.accuracy, robust: ev.robust!.accuracy, cleanPerExample: ev.clean.perExample, robustPerExample: ev.robust!.perExample });
   }
   const baseRobust = points[0].robust;

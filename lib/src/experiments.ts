@@ -1,0 +1,296 @@
+/**
+ * The paper's experiments as cached, resumable records: base evaluation, MRC ranking, top-k
+ * RiFT / RiFT with BN, layer-type fine-tuning curves (Figures 1/2). Each returns a plain JSON
+ * record (config, input checkpoint hash, seed, backend, wall time per stage, metrics, curves,
+ * per-example correctness) stored under data/cache/experiments/<kind>/<key>.json, the key being
+ * a hash of everything that determines the result. Rerunning reuses finished records; MRC
+ * resumes module by module.
+ */
+import { loadCifar, subsetIndices, type CifarData } from './data.js';
+import { loadModel, checkpointHash } from './checkpoint.js';
+import { evaluate } from './evaluate.js';
+import { makeAdversarialSet, lossAndAccuracy, moduleMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from './mrc.js';
+import { finetune, layerTypeModules, type FinetuneEpoch, type LayerTypeMode, type BNStatsPolicy } from './finetune.js';
+import { interpolationSweep } from './interpolate.js';
+import { pairedComparison, type PairedComparison } from './stats.js';
+import { ResultCache } from './cache.js';
+import { engineInfo } from './engine.js';
+import type { ExperimentConfig, AttackConfig } from './config.js';
+import type { ResNet18 } from './model.js';
+
+/** Bumped when a record's meaning changes, so old cache entries are not reused. */
+export const EXPERIMENT_VERSION = 1;
+
+export interface ExperimentInputs {
+  config: ExperimentConfig;
+  /** Base (PGD-AT) checkpoint. */
+  checkpoint: string;
+  /** Default: new ResultCache() (data/cache/experiments). */
+  cache?: ResultCache;
+  /** Progress lines. Default true. */
+  progress?: boolean;
+  /** One line per finished stage. Default console.log. */
+  log?: (line: string) => void;
+}
+
+/** Per-example 0/1 vector as a compact '0'/'1' string (JSON-friendly). */
+export function encodeBits(a: ArrayLike<number>): string {
+  let s = '';
+  for (let i = 0; i < a.length; i++) s += a[i] ? '1' : '0';
+  return s;
+}
+
+export function decodeBits(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => (c === '1' ? 1 : 0));
+}
+
+interface Common {
+  key: string;
+  dataset: string;
+  profile: string;
+  checkpoint: string;
+  checkpointSha256: string;
+  engine: { backend: string; threads: number; versions: Record<string, string> };
+  seconds: Record<string, number>;
+  createdAt: string;
+}
+
+export interface BaseRecord extends Common {
+  kind: 'base';
+  eval: ExperimentConfig['eval'];
+  n: number;
+  clean: number;
+  robust: number;
+  cleanBits: string;
+  robustBits: string;
+}
+
+export interface MRCRecord extends Common {
+  kind: 'mrc';
+  mrc: ExperimentConfig['mrc'];
+  advSetSize: number;
+  lossBefore: number;
+  accuracyBefore: number;
+  /** conv+linear+bn, ascending; RiFT's ranking is its conv+linear subsequence. */
+  ranking: MRCEntry[];
+}
+
+export type Method = 'rift' | 'rift-bn';
+export const METHOD_CANDIDATES: Record<Method, CandidateSet> = { rift: 'conv+linear', 'rift-bn': 'conv+linear+bn' };
+
+export interface ModelScore {
+  clean: number;
+  robust: number;
+  /** Paired comparisons with the base on the same examples. */
+  vsBase: { clean: PairedComparison; robust: PairedComparison };
+  cleanBits: string;
+  robustBits: string;
+}
+
+export interface RiftRecord extends Common {
+  kind: 'rift';
+  method: Method;
+  k: number;
+  seed: number;
+  modules: string[];
+  bnStats: BNStatsPolicy;
+  finetune: ExperimentConfig['finetune'];
+  interpolation: ExperimentConfig['interpolation'];
+  eval: ExperimentConfig['eval'];
+  base: { clean: number; robust: number };
+  history: FinetuneEpoch[];
+  keptEpoch: number;
+  /** The fine-tuned model before interpolation. */
+  raw: ModelScore;
+  /** After interpolation (null when disabled). */
+  interpolated: (ModelScore & { alpha: number; points: Array<{ alpha: number; clean: number; robust: number }> }) | null;
+}
+
+export interface LayerTypeRecord extends Common {
+  kind: 'layer-type';
+  mode: LayerTypeMode;
+  seed: number;
+  modules: string[];
+  bnStats: BNStatsPolicy;
+  finetune: ExperimentConfig['finetune'];
+  eval: ExperimentConfig['eval'];
+  /** Epoch 0 (base) to the last epoch: the curves of Figures 1/2. */
+  history: FinetuneEpoch[];
+}
+
+function pgdOf(a: AttackConfig) {
+  return { eps: a.eps, alpha: a.alpha, steps: a.steps, randomStart: a.randomStart, restarts: a.restarts };
+}
+
+interface Loaded {
+  train: CifarData;
+  test: CifarData;
+  evalIdx: Int32Array | undefined;
+  trainIdx: Int32Array | undefined;
+  sha: string;
+}
+
+function loadInputs(inp: ExperimentInputs): Loaded {
+  const c = inp.config;
+  const train = loadCifar({ dataset: c.dataset, split: 'train' });
+  const test = loadCifar({ dataset: c.dataset, split: 'test' });
+  return {
+    train, test, sha: checkpointHash(inp.checkpoint),
+    evalIdx: c.eval.n === null || c.eval.n >= test.n ? undefined : subsetIndices(test, { n: c.eval.n }),
+    trainIdx: c.finetune.trainN === null || c.finetune.trainN >= train.n ? undefined : subsetIndices(train, { n: c.finetune.trainN }),
+  };
+}
+
+function common(inp: ExperimentInputs, key: string, sha: string, seconds: Record<string, number>): Common {
+  const e = engineInfo();
+  return {
+    key, dataset: inp.config.dataset, profile: inp.config.profile, checkpoint: inp.checkpoint, checkpointSha256: sha,
+    engine: { backend: e.backend, threads: e.threads, versions: e.versions }, seconds, createdAt: new Date().toISOString(),
+  };
+}
+
+function withModel<T>(checkpoint: string, f: (m: ResNet18) => Promise<T>): Promise<T> {
+  const { model } = loadModel(checkpoint);
+  return f(model).finally(() => model.dispose());
+}
+
+const log = (inp: ExperimentInputs) => inp.log ?? ((l: string) => console.log(l));
+
+/** Clean and robust accuracy of the base model on the evaluation set (cached). */
+export async function runBaseEvaluation(inp: ExperimentInputs): Promise<BaseRecord> {
+  const cache = inp.cache ?? new ResultCache();
+  const d = loadInputs(inp);
+  const material = { v: EXPERIMENT_VERSION, kind: 'base', dataset: inp.config.dataset, sha: d.sha, eval: inp.config.eval };
+  const r = await cache.getOrCompute<BaseRecord>('base', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
+    const ev = await evaluate(model, d.test, { indices: d.evalIdx, attack: pgdOf(inp.config.eval.attack), batchSize: inp.config.eval.batchSize, label: 'base eval', progress: inp.progress === false ? false : {} });
+    log(inp)(`base: clean ${ev.clean.accuracy.toFixed(2)}% robust ${ev.robust!.accuracy.toFixed(2)}% on ${ev.n} test images`);
+    return {
+      ...common(inp, ctx.key, d.sha, { eval: ev.seconds }), kind: 'base', eval: inp.config.eval, n: ev.n,
+      clean: ev.clean.accuracy, robust: ev.robust!.accuracy, cleanBits: encodeBits(ev.clean.perExample), robustBits: encodeBits(ev.robust!.perExample),
+    };
+  }));
+  return r.record;
+}
+
+/** MRC of every Conv/Linear/BN module of the base model (cached; resumes module by module). */
+export async function runMRCExperiment(inp: ExperimentInputs): Promise<MRCRecord> {
+  const cache = inp.cache ?? new ResultCache();
+  const c = inp.config;
+  const sha = checkpointHash(inp.checkpoint);
+  const material = { v: EXPERIMENT_VERSION, kind: 'mrc', dataset: c.dataset, sha, mrc: c.mrc };
+  const r = await cache.getOrCompute<MRCRecord>('mrc', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
+    const test = loadCifar({ dataset: c.dataset, split: 'test' });
+    const t0 = Date.now();
+    const set = await makeAdversarialSet(model, test, { n: c.mrc.advN, attack: pgdOf(c.mrc.attack), progress: inp.progress === false ? false : {} });
+    const tAdv = (Date.now() - t0) / 1000;
+    try {
+      const base = lossAndAccuracy(model, set, c.mrc.batchSize);
+      const done = ctx.loadProgress<{ entries: MRCEntry[] }>()?.entries ?? [];
+      if (done.length) log(inp)(`MRC: resuming after ${done.length} modules`);
+      const opts = { eps: c.mrc.eps, lr: c.mrc.lr, batchSize: c.mrc.batchSize, epochs: c.mrc.epochs, stopAtFirstProjection: c.mrc.stopAtFirstProjection, bnRadius: c.mrc.bnRadius, evalBatchSize: c.mrc.batchSize };
+      const names = candidateModules(model, 'conv+linear+bn');
+      for (const name of names) {
+        if (done.some((e) => e.module === name)) continue;
+        const e = moduleMRC(model, set, name, base, opts);
+        done.push(e);
+        ctx.saveProgress({ entries: done });
+        log(inp)(`MRC ${done.length}/${names.length} ${name} (${e.kind}): ${e.mrc.toFixed(4)}, acc ${e.accuracyDrop.toFixed(2)} pt, ${e.seconds.toFixed(1)} s`);
+        await new Promise((res) => setImmediate(res));
+      }
+      const mrcSeconds = done.reduce((a, e) => a + e.seconds, 0);
+      return {
+        ...common(inp, ctx.key, sha, { advSet: tAdv, mrc: mrcSeconds }), kind: 'mrc', mrc: c.mrc, advSetSize: set.n,
+        lossBefore: base.loss, accuracyBefore: base.accuracy, ranking: [...done].sort((a, b) => a.mrc - b.mrc),
+      };
+    } finally {
+      set.dispose();
+    }
+  }));
+  return r.record;
+}
+
+function score(base: BaseRecord, clean: Uint8Array, robust: Uint8Array): ModelScore {
+  const pct = (a: Uint8Array) => (100 * a.reduce((s, v) => s + v, 0)) / a.length;
+  return {
+    clean: pct(clean), robust: pct(robust),
+    vsBase: { clean: pairedComparison(decodeBits(base.cleanBits), clean), robust: pairedComparison(decodeBits(base.robustBits), robust) },
+    cleanBits: encodeBits(clean), robustBits: encodeBits(robust),
+  };
+}
+
+/** Top-k RiFT (conv+linear, BN stats per config: the code's 'all') or RiFT with BN (conv+linear+bn, 'selected'). */
+export async function runRift(inp: ExperimentInputs, method: Method, k: number, seed = inp.config.finetune.seeds[0]): Promise<RiftRecord> {
+  const cache = inp.cache ?? new ResultCache();
+  const c = inp.config;
+  const base = await runBaseEvaluation(inp);
+  const mrc = await runMRCExperiment(inp);
+  const modules = selectLowest(mrc, k, METHOD_CANDIDATES[method]);
+  const bnStats = method === 'rift' ? c.finetune.bnStats.rift : c.finetune.bnStats.riftBN;
+  const d = loadInputs(inp);
+  const material = { v: EXPERIMENT_VERSION, kind: 'rift', dataset: c.dataset, sha: d.sha, method, k, seed, modules, bnStats, finetune: c.finetune, interpolation: c.interpolation, eval: c.eval };
+  const r = await cache.getOrCompute<RiftRecord>('rift', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
+    const baseSnap = model.snapshot();
+    try {
+      const ft = await finetune(model, d.train, d.test, {
+        modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
+        momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: c.finetune.keep, seed, trainIndices: d.trainIdx,
+        evalIndices: d.evalIdx, evalAttack: pgdOf(c.eval.attack), evalBatchSize: c.eval.batchSize, evalBefore: false, progress: inp.progress !== false,
+      });
+      const ftSeconds = ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0);
+      const raw = score(base, ft.kept.clean, ft.kept.robust);
+      let interpolated: RiftRecord['interpolated'] = null;
+      let interpSeconds = 0;
+      if (c.interpolation.enabled) {
+        const t0 = Date.now();
+        const ftSnap = model.snapshot();
+        try {
+          const sweep = await interpolationSweep(model, baseSnap, ftSnap, d.test, {
+            alphas: c.interpolation.alphas, tolerance: c.interpolation.tolerance, evalIndices: d.evalIdx, attack: pgdOf(c.eval.attack),
+            batchSize: c.eval.batchSize, progress: inp.progress !== false,
+          });
+          interpolated = {
+            ...score(base, sweep.chosen.cleanPerExample, sweep.chosen.robustPerExample), alpha: sweep.chosen.alpha,
+            points: sweep.points.map((p) => ({ alpha: p.alpha, clean: p.clean, robust: p.robust })),
+          };
+        } finally {
+          ftSnap.dispose();
+        }
+        interpSeconds = (Date.now() - t0) / 1000;
+      }
+      const fin = interpolated ?? raw;
+      log(inp)(`${method} k=${k} seed ${seed} [${modules.join(', ')}]: clean ${fin.clean.toFixed(2)}% (Δ ${fin.vsBase.clean.delta.toFixed(2)}) robust ${fin.robust.toFixed(2)}% (Δ ${fin.vsBase.robust.delta.toFixed(2)})${interpolated ? ` at α=${interpolated.alpha}` : ''}`);
+      return {
+        ...common(inp, ctx.key, d.sha, { finetune: ftSeconds, interpolation: interpSeconds }), kind: 'rift', method, k, seed, modules, bnStats,
+        finetune: c.finetune, interpolation: c.interpolation, eval: c.eval, base: { clean: base.clean, robust: base.robust },
+        history: ft.history, keptEpoch: ft.keptEpoch, raw, interpolated,
+      };
+    } finally {
+      baseSnap.dispose();
+    }
+  }));
+  return r.record;
+}
+
+/** Fine-tuning curves of a layer-type mode (Figures 1/2): every epoch evaluated, no interpolation. */
+export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, seed = inp.config.finetune.seeds[0]): Promise<LayerTypeRecord> {
+  const cache = inp.cache ?? new ResultCache();
+  const c = inp.config;
+  const d = loadInputs(inp);
+  const material = { v: EXPERIMENT_VERSION, kind: 'layer-type', dataset: c.dataset, sha: d.sha, mode, seed, finetune: c.finetune, eval: c.eval };
+  const r = await cache.getOrCompute<LayerTypeRecord>('layer-type', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
+    const { modules, bnStats } = layerTypeModules(model, mode);
+    const ft = await finetune(model, d.train, d.test, {
+      modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
+      momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: 'last', seed, trainIndices: d.trainIdx,
+      evalIndices: d.evalIdx, evalAttack: pgdOf(c.eval.attack), evalBatchSize: c.eval.batchSize, evalBefore: true, progress: inp.progress !== false,
+    });
+    const last = ft.history[ft.history.length - 1];
+    log(inp)(`layer-type ${mode}: epoch 0 clean ${ft.history[0].clean.toFixed(2)}% robust ${ft.history[0].robust.toFixed(2)}% → epoch ${last.epoch} clean ${last.clean.toFixed(2)}% robust ${last.robust.toFixed(2)}%`);
+    return {
+      ...common(inp, ctx.key, d.sha, { finetune: ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0) }), kind: 'layer-type',
+      mode, seed, modules, bnStats, finetune: c.finetune, eval: c.eval, history: ft.history,
+    };
+  }));
+  return r.record;
+}
+

@@ -1,0 +1,51 @@
+import { test, before } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { resolveConfig } from '../lib/src/config.js';
+import { trainAdversarial } from '../lib/src/adversarial-training.js';
+import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, decodeBits, encodeBits } from '../lib/src/experiments.js';
+import { ResultCache } from '../lib/src/cache.js';
+import { testEngine, tempDir } from './helpers.js';
+
+const dir = tempDir();
+const config = resolveConfig('smoke', 'cifar10', { advTrain: { trainN: 256, evalN: 32, epochs: 1 }, finetune: { trainN: 64 }, eval: { n: 32 }, mrc: { advN: 32 } });
+let checkpoint = '';
+
+before(async () => {
+  await testEngine();
+  await trainAdversarial(config, { outDir: path.join(dir, 'base'), log: () => {}, progress: false });
+  checkpoint = path.join(dir, 'base', 'best.rbn');
+});
+
+test('top-k RiFT and RiFT with BN on the smoke profile: complete records, cached on rerun, no leaks', async () => {
+  const cache = new ResultCache(path.join(dir, 'cache'), { warn: () => {} });
+  const inp = { config, checkpoint, cache, progress: false, log: () => {} };
+  const start = tf.memory().numTensors;
+  const base = await runBaseEvaluation(inp);
+  assert.equal(base.n, 32);
+  assert.equal(decodeBits(base.cleanBits).length, 32);
+  const mrc = await runMRCExperiment(inp);
+  assert.equal(mrc.ranking.length, 41);
+  assert.ok(mrc.ranking.every((e) => e.mrc >= 0));
+  for (const method of ['rift', 'rift-bn'] as const) {
+    const r = await runRift(inp, method, 1);
+    assert.equal(r.modules.length, 1);
+    if (method === 'rift') assert.ok(!r.modules[0].includes('bn') && !r.modules[0].endsWith('shortcut.1'));
+    assert.equal(r.bnStats, method === 'rift' ? 'all' : 'selected');
+    assert.equal(r.history.length, config.finetune.epochs);
+    assert.ok(r.interpolated && r.interpolated.points.length === 3);
+    assert.equal(r.interpolated!.points[0].clean, base.clean, 'α = 0 is the base model on the same examples');
+    assert.equal(r.raw.vsBase.clean.n, 32);
+    assert.ok(r.raw.vsBase.robust.ci[0] <= r.raw.vsBase.robust.delta && r.raw.vsBase.robust.delta <= r.raw.vsBase.robust.ci[1]);
+    for (const f of ['checkpointSha256', 'engine', 'seconds', 'finetune', 'eval', 'seed'] as const) assert.ok(r[f] !== undefined, f);
+  }
+  const again = await runRift(inp, 'rift-bn', 1);
+  assert.equal(again.createdAt, (await runRift(inp, 'rift-bn', 1)).createdAt, 'second call comes from the cache');
+  const lt = await runLayerType(inp, 'bn-only');
+  assert.equal(lt.history[0].epoch, 0);
+  assert.equal(lt.history[0].clean, base.clean);
+  assert.equal(lt.modules.length, 20);
+  assert.equal(tf.memory().numTensors, start, 'no tensor survives the experiments');
+  assert.equal(encodeBits(decodeBits('0110')), '0110');
+});
