@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveConfig } from '../lib/src/config.js';
 import { trainAdversarial } from '../lib/src/adversarial-training.js';
-import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, decodeBits, encodeBits } from '../lib/src/experiments.js';
+import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, runBNOutputKDE, decodeBits, encodeBits } from '../lib/src/experiments.js';
+import * as fs from 'node:fs';
 import { ResultCache } from '../lib/src/cache.js';
 import { testEngine, tempDir } from './helpers.js';
 
@@ -46,6 +47,11 @@ test('top-k RiFT and RiFT with BN on the smoke profile: complete records, cached
   assert.equal(lt.history[0].epoch, 0);
   assert.equal(lt.history[0].clean, base.clean);
   assert.equal(lt.modules.length, 20);
+  const kde = await runBNOutputKDE(inp, { k: 1, n: 16, gridSize: 64 });
+  assert.deepEqual(kde.models.map((m) => m.name), ['init', 'RiFT', 'RiFT with BN']);
+  assert.equal(kde.models[0].wassersteinToInit, 0);
+  assert.ok(kde.models.every((m) => m.density.length === 64 && m.density.every(Number.isFinite)));
+  assert.ok(fs.existsSync(again.modelFile), 'fine-tuned model saved beside its record');
   assert.equal(tf.memory().numTensors, start, 'no tensor survives the experiments');
   assert.equal(encodeBits(decodeBits('0110')), '0110');
 });

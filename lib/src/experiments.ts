@@ -7,7 +7,7 @@
  * resumes module by module.
  */
 import { loadCifar, subsetIndices, type CifarData } from './data.js';
-import { loadModel, checkpointHash } from './checkpoint.js';
+import { loadModel, checkpointHash, saveCheckpoint } from './checkpoint.js';
 import { evaluate } from './evaluate.js';
 import { makeAdversarialSet, lossAndAccuracy, moduleMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from './mrc.js';
 import { finetune, layerTypeModules, type FinetuneEpoch, type LayerTypeMode, type BNStatsPolicy } from './finetune.js';
@@ -17,6 +17,11 @@ import { ResultCache } from './cache.js';
 import { engineInfo } from './engine.js';
 import type { ExperimentConfig, AttackConfig } from './config.js';
 import type { ResNet18 } from './model.js';
+import * as fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import { pgd } from './attacks/pgd.js';
+import { makeBatch, batchIndices } from './data.js';
+import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsample } from './kde.js';
 
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
 export const EXPERIMENT_VERSION = 1;
@@ -104,6 +109,8 @@ export interface RiftRecord extends Common {
   raw: ModelScore;
   /** After interpolation (null when disabled). */
   interpolated: (ModelScore & { alpha: number; points: Array<{ alpha: number; clean: number; robust: number }> }) | null;
+  /** The final model (interpolated if enabled), saved beside the record. */
+  modelFile: string;
 }
 
 export interface LayerTypeRecord extends Common {
@@ -257,12 +264,14 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
         }
         interpSeconds = (Date.now() - t0) / 1000;
       }
+      const modelFile = cache.path('rift', ctx.key).replace(/\.json$/, '.rbn');
+      saveCheckpoint(modelFile, model, { provenance: { profile: c.profile, seed, command: `runRift ${method} k=${k}`, config: material as unknown as Record<string, unknown> } });
       const fin = interpolated ?? raw;
       log(inp)(`${method} k=${k} seed ${seed} [${modules.join(', ')}]: clean ${fin.clean.toFixed(2)}% (Δ ${fin.vsBase.clean.delta.toFixed(2)}) robust ${fin.robust.toFixed(2)}% (Δ ${fin.vsBase.robust.delta.toFixed(2)})${interpolated ? ` at α=${interpolated.alpha}` : ''}`);
       return {
         ...common(inp, ctx.key, d.sha, { finetune: ftSeconds, interpolation: interpSeconds }), kind: 'rift', method, k, seed, modules, bnStats,
         finetune: c.finetune, interpolation: c.interpolation, eval: c.eval, base: { clean: base.clean, robust: base.robust },
-        history: ft.history, keptEpoch: ft.keptEpoch, raw, interpolated,
+        history: ft.history, keptEpoch: ft.keptEpoch, raw, interpolated, modelFile,
       };
     } finally {
       baseSnap.dispose();
@@ -294,3 +303,98 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
   return r.record;
 }
 
+
+export interface KDEOptions {
+  /** k of the top-k runs compared (the paper: Top-5). Default 5. */
+  k: number;
+  /** Test images whose adversarial versions are fed (balanced fixed subset). Default 256. */
+  n: number;
+  /** Adversarial examples crafted against each model itself ('own', default) or all against the base ('base'). */
+  advSource: 'own' | 'base';
+  /** BN layer to inspect; default: the lowest-MRC BN layer that RiFT with BN selected (else the lowest-MRC BN overall). */
+  layer?: string;
+  /** At most this many output values per model enter the KDE (seeded subsample). Default 50,000. */
+  maxValues: number;
+  /** KDE grid size. Default 256. */
+  gridSize: number;
+  seed?: number;
+}
+
+export interface KDERecord extends Common {
+  kind: 'bn-kde';
+  layer: string;
+  layerChoice: string;
+  k: number;
+  n: number;
+  advSource: 'own' | 'base';
+  grid: number[];
+  models: Array<{ name: 'init' | 'RiFT' | 'RiFT with BN'; modules: string[]; density: number[]; mean: number; std: number; wassersteinToInit: number; bandwidth: number }>;
+}
+
+/**
+ * Figure 3: the output distribution (all channels pooled) of a BN layer on adversarial examples
+ * for the base model (init), top-k RiFT and top-k RiFT with BN, as KDEs on a common grid, with
+ * each model's 1-Wasserstein distance to init (cached).
+ */
+export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDEOptions> = {}): Promise<KDERecord> {
+  const o: KDEOptions = { k: 5, n: 256, advSource: 'own', maxValues: 50_000, gridSize: 256, ...options };
+  const cache = inp.cache ?? new ResultCache();
+  const c = inp.config;
+  const seed = o.seed ?? c.finetune.seeds[0];
+  const [rift, riftBN, mrc] = [await runRift(inp, 'rift', o.k, seed), await runRift(inp, 'rift-bn', o.k, seed), await runMRCExperiment(inp)];
+  const selectedBN = riftBN.modules.filter((m) => mrc.ranking.find((e) => e.module === m)?.kind === 'bn');
+  const layer = o.layer ?? selectedBN[0] ?? mrc.ranking.find((e) => e.kind === 'bn')!.module;
+  const layerChoice = o.layer ? 'given' : selectedBN.length ? `lowest-MRC BN layer selected by RiFT with BN (top-${o.k})` : `RiFT with BN selected no BN layer in top-${o.k}: lowest-MRC BN layer overall`;
+  const sha = checkpointHash(inp.checkpoint);
+  const material = { v: EXPERIMENT_VERSION, kind: 'bn-kde', sha, rift: rift.key, riftBN: riftBN.key, layer, o: { ...o, seed }, eval: c.eval.attack };
+  const r = await cache.getOrCompute<KDERecord>('bn-kde', material, async (ctx) => {
+    const t0 = Date.now();
+    const test = loadCifar({ dataset: c.dataset, split: 'test' });
+    const idx = subsetIndices(test, { n: Math.min(o.n, test.n) });
+    const files = { init: inp.checkpoint, RiFT: rift.modelFile, 'RiFT with BN': riftBN.modelFile } as const;
+    for (const f of Object.values(files)) if (!fs.existsSync(f)) throw new Error(`bn-kde: model file ${f} is missing; delete its record under ${cache.path('rift', 'x').replace(/x\.json$/, '')} to recompute it`);
+    const base = loadModel(inp.checkpoint).model;
+    const values: Record<string, Float32Array> = {};
+    try {
+      for (const name of ['init', 'RiFT', 'RiFT with BN'] as const) {
+        const m = name === 'init' ? base : loadModel(files[name]).model;
+        try {
+          const chunks: Float32Array[] = [];
+          for (const [b, batch] of batchIndices(idx, { batchSize: c.eval.batchSize }).entries()) {
+            const { x, y } = makeBatch(test, batch);
+            const xa = pgd(o.advSource === 'base' ? base : m, x, y, { ...pgdOf(c.eval.attack), seed: c.eval.attack.restarts * b });
+            const out = m.bnOutput(xa, layer);
+            chunks.push(out.dataSync() as Float32Array);
+            tf.dispose([x, y, xa, out]);
+          }
+          const all = new Float32Array(chunks.reduce((a, ch) => a + ch.length, 0));
+          let off = 0;
+          for (const ch of chunks) { all.set(ch, off); off += ch.length; }
+          values[name] = subsample(all, o.maxValues, seed);
+        } finally {
+          if (m !== base) m.dispose();
+        }
+      }
+    } finally {
+      base.dispose();
+    }
+    const pooled = Float64Array.from([...values.init, ...values.RiFT, ...values['RiFT with BN']]).sort();
+    const q = (p: number) => pooled[Math.floor(p * (pooled.length - 1))];
+    const grid = linspace(q(0.001), q(0.999), o.gridSize);
+    const models = (['init', 'RiFT', 'RiFT with BN'] as const).map((name) => {
+      const v = values[name];
+      const h = silvermanBandwidth(v);
+      const { mean, std } = meanStd(v);
+      return {
+        name, modules: name === 'init' ? [] : name === 'RiFT' ? rift.modules : riftBN.modules,
+        density: Array.from(gaussianKDE(v, grid, h)), mean, std, wassersteinToInit: wasserstein1(v, values.init), bandwidth: h,
+      };
+    });
+    log(inp)(`BN-output KDE of ${layer}: W1 to init — RiFT ${models[1].wassersteinToInit.toFixed(4)}, RiFT with BN ${models[2].wassersteinToInit.toFixed(4)}`);
+    return {
+      ...common(inp, ctx.key, sha, { kde: (Date.now() - t0) / 1000 }), kind: 'bn-kde', layer, layerChoice, k: o.k, n: idx.length,
+      advSource: o.advSource, grid: Array.from(grid), models,
+    };
+  });
+  return r.record;
+}

@@ -25,3 +25,4 @@ export * from './interpolate.js';
 export * from './stats.js';
 export * from './cache.js';
 export * from './experiments.js';
+export * from './kde.js';
