@@ -1,47 +1,98 @@
 /**
- * `npm run bench [-- --widths 1,0.25 --batch 128 --iterations 5 --backend wasm --out bench.json]`
- * Prints images/s and GFLOP/s of inference, one PGD step and one SGD training step on the
- * active (or forced) backend, with the backend and thread count.
+ * `npm run bench [-- --widths 1,0.25 --batches 32,128 --iterations 5 --backends onednn,wasm
+ *    --torch auto|on|off --out BENCH]`
+ * Images/s and GFLOP/s of inference, one PGD step (gradient w.r.t. the input) and one SGD
+ * training step (gradients w.r.t. the weights) of a CIFAR ResNet-18, for every requested (by
+ * default every available, except the slow pure-JS `cpu`) backend; in the same run the PyTorch
+ * CPU yardstick (scripts/bench_torch.py, same architecture, tasks, batch sizes and threads, with
+ * the glibc malloc settings of toolchain.md), and ours / PyTorch per figure. `--out P` writes
+ * P.json and P.md.
  */
 import { parseArgs } from 'node:util';
-import { initEngine, type BackendName } from '../lib/src/engine.js';
-import { benchTask, BENCH_TASKS } from '../lib/src/bench.js';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { initEngine, BACKEND_ORDER, type BackendName, type EngineInfo } from '../lib/src/engine.js';
+import { benchTask, BENCH_TASKS, type BenchResult } from '../lib/src/bench.js';
 import { writeFileAtomic } from '../lib/src/checkpoint.js';
 import { runMain } from './cli.js';
 
-runMain(async () => {
+const PYTHON = '/usr/bin/python3';
+const MALLOC = { MALLOC_MMAP_THRESHOLD_: '33554432', MALLOC_TRIM_THRESHOLD_: '17179869184', MALLOC_TOP_PAD_: '1073741824' };
 
+interface TorchResult { task: string; width: number; batchSize: number; imagesPerSecond: number }
+
+function list(v: string, what: string): number[] {
+  const xs = v.split(',').map(Number);
+  if (xs.some((x) => !(x > 0))) throw new Error(`--${what} must be a comma-separated list of positive numbers, got '${v}'`);
+  return xs;
+}
+
+runMain(async () => {
   const { values } = parseArgs({
     options: {
       widths: { type: 'string', default: '1,0.25' },
-      batch: { type: 'string', default: '128' },
+      batches: { type: 'string', default: '128' },
+      batch: { type: 'string' },
       iterations: { type: 'string', default: '5' },
+      backends: { type: 'string' },
       backend: { type: 'string' },
+      torch: { type: 'string', default: 'auto' },
       out: { type: 'string' },
     },
   });
-  const widths = values.widths!.split(',').map(Number);
-  const batchSize = Number(values.batch);
+  const widths = list(values.widths!, 'widths');
+  const batches = list(values.batch ?? values.batches!, 'batches');
   const iterations = Number(values.iterations);
-  if (widths.some((w) => !(w > 0)) || !(batchSize >= 1) || !(iterations >= 1)) {
-    throw new Error('--widths must be positive numbers, --batch and --iterations positive integers');
-  }
-  const engine = await initEngine({ backend: values.backend as BackendName | undefined });
-  console.log(`backend ${engine.backend} (tf: ${engine.tfBackend}), threads ${engine.threads}, cpu ${engine.cpu.model} x${engine.cpu.cores}`);
-  for (const a of engine.attempts.filter((x) => !x.ok)) console.log(`  skipped ${a.backend}: ${a.reason}`);
-  const results = [];
-  console.log('| width | batch | task | img/s | GFLOP/s | peak RSS MiB |');
-  console.log('|---|---|---|---|---|---|');
-  for (const width of widths) {
-    for (const task of BENCH_TASKS) {
+  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`--iterations must be a positive integer, got '${values.iterations}'`);
+  const requested = (values.backends ?? values.backend)?.split(',') as BackendName[] | undefined;
+  for (const b of requested ?? []) if (!BACKEND_ORDER.includes(b)) throw new Error(`--backends: unknown backend '${b}' (known: ${BACKEND_ORDER.join(', ')})`);
+
+  const rows: Array<BenchResult & { backend: string; threads: number }> = [];
+  const engines: EngineInfo[] = [];
+  const candidates = requested ?? BACKEND_ORDER.filter((b) => b !== 'cpu');
+  for (const backend of candidates) {
+    let engine: EngineInfo;
+    try {
+      engine = await initEngine({ backend });
+    } catch (e) {
+      if (requested) throw e;
+      continue; // not available here: auto mode benchmarks what exists
+    }
+    engines.push(engine);
+    console.log(`backend ${engine.backend}: ${engine.threads} thread(s), cpu ${engine.cpu.model} x${engine.cpu.cores}`);
+    for (const width of widths) for (const batchSize of batches) for (const task of BENCH_TASKS) {
       const r = await benchTask(task, { width, batchSize, iterations });
-      results.push(r);
-      const ips = r.imagesPerSecond === null ? `failed: ${r.error}` : r.imagesPerSecond.toFixed(1);
-      console.log(`| ${width} | ${batchSize} | ${task} | ${ips} | ${r.gflops?.toFixed(1) ?? '-'} | ${r.maxRssMiB.toFixed(0)} |`);
+      rows.push({ ...r, backend: engine.backend, threads: engine.threads });
+      console.log(`  w=${width} b=${batchSize} ${task}: ${r.imagesPerSecond === null ? `failed (${r.error})` : `${r.imagesPerSecond.toFixed(1)} img/s, ${r.gflops!.toFixed(1)} GFLOP/s`}`);
     }
   }
+
+  let torch: { torch: string; threads: number; results: TorchResult[] } | null = null;
+  const torchThreads = Math.max(...engines.map((e) => e.threads), 1);
+  if (values.torch !== 'off') {
+    const cfg = { widths, batches, threads: torchThreads, iterations, warmup: 1, maxSeconds: 30 };
+    const p = spawnSync(PYTHON, [path.join(__dirname, 'bench_torch.py'), JSON.stringify(cfg)], { env: { ...process.env, ...MALLOC }, encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (p.status === 0) torch = JSON.parse(p.stdout);
+    else if (values.torch === 'on') throw new Error(`PyTorch yardstick failed (${PYTHON} scripts/bench_torch.py): ${p.stderr.trim().split('\n').pop()}`);
+    else console.log(`PyTorch yardstick skipped: ${p.error?.message ?? p.stderr.trim().split('\n').pop()} (apt-get install python3-torch)`);
+  }
+
+  const ref = (r: { task: string; width: number; batchSize: number }) => torch?.results.find((t) => t.task === r.task && t.width === r.width && t.batchSize === r.batchSize);
+  const md: string[] = [
+    `# Throughput (${new Date().toISOString()})`, '',
+    `CPU: ${engines[0]?.cpu.model ?? '?'} x${engines[0]?.cpu.cores ?? '?'}; PyTorch ${torch ? `${torch.torch}, ${torch.threads} threads` : 'not measured'}; median of ${iterations} timed iterations after 1 warm-up.`, '',
+    '| backend | threads | width | batch | task | img/s | GFLOP/s | PyTorch img/s | ours / PyTorch | peak RSS MiB |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const t = ref(r);
+    const ratio = t && r.imagesPerSecond !== null ? (r.imagesPerSecond / t.imagesPerSecond).toFixed(2) : '-';
+    md.push(`| ${r.backend} | ${r.threads} | ${r.width} | ${r.batchSize} | ${r.task} | ${r.imagesPerSecond?.toFixed(1) ?? `failed: ${r.error}`} | ${r.gflops?.toFixed(1) ?? '-'} | ${t ? t.imagesPerSecond.toFixed(1) : '-'} | ${ratio} | ${r.maxRssMiB.toFixed(0)} |`);
+  }
+  console.log('\n' + md.slice(2).join('\n'));
   if (values.out) {
-    writeFileAtomic(values.out, JSON.stringify({ engine, date: new Date().toISOString(), results }, null, 2));
-    console.log(`wrote ${values.out}`);
+    writeFileAtomic(`${values.out}.json`, JSON.stringify({ date: new Date().toISOString(), engines, results: rows, torch }, null, 2));
+    writeFileAtomic(`${values.out}.md`, md.join('\n') + '\n');
+    console.log(`wrote ${values.out}.json and ${values.out}.md`);
   }
 });
