@@ -7,6 +7,7 @@ import { trainAdversarial } from '../lib/src/adversarial-training.js';
 import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, runBNOutputKDE, decodeBits, encodeBits } from '../lib/src/experiments.js';
 import * as fs from 'node:fs';
 import { ResultCache } from '../lib/src/cache.js';
+import { table1Rows } from '../lib/src/tables.js';
 import { testEngine, tempDir } from './helpers.js';
 
 const dir = tempDir();
@@ -41,6 +42,10 @@ test('top-k RiFT and RiFT with BN on the smoke profile: complete records, cached
     assert.ok(r.raw.vsBase.robust.ci[0] <= r.raw.vsBase.robust.delta && r.raw.vsBase.robust.delta <= r.raw.vsBase.robust.ci[1]);
     for (const f of ['checkpointSha256', 'engine', 'seconds', 'finetune', 'eval', 'seed'] as const) assert.ok(r[f] !== undefined, f);
   }
+  const rows = table1Rows([await runRift(inp, 'rift-bn', 1), await runRift(inp, 'rift', 1)], base);
+  assert.deepEqual(rows.map((r) => r.method), ['rift', 'rift-bn']);
+  assert.equal(rows[0].paperClean, 83.14);
+  assert.ok(rows.every((r) => r.seeds === 1 && r.mcnemarPClean !== null && r.deltaCleanCI[0] <= r.deltaClean));
   const again = await runRift(inp, 'rift-bn', 1);
   assert.equal(again.createdAt, (await runRift(inp, 'rift-bn', 1)).createdAt, 'second call comes from the cache');
   const lt = await runLayerType(inp, 'bn-only');

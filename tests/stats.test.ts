@@ -219,3 +219,20 @@ test('input validation gives clear errors', () => {
   assert.throws(() => pairedComparison(a, a, { method: 'exact' as never }), /unknown method 'exact'/);
   assert.throws(() => pairedComparisonFromCounts({ n: 5, n11: 1, n10: 1, n01: 1, n00: 1 }), /sum of the four cells/);
 });
+
+test('multiSeedDelta: one seed matches the paired bootstrap; averaging seeds; resamples examples', async () => {
+  const { multiSeedDelta, pairedComparison } = await import('../lib/src/stats.js');
+  const { Rng } = await import('../lib/src/rng.js');
+  const r = new Rng(3);
+  const base = Uint8Array.from({ length: 2000 }, () => (r.uniform() < 0.6 ? 1 : 0));
+  const flip = (p: number, seed: number) => { const q = new Rng(seed); return base.map((v) => (q.uniform() < p ? 1 - v : v)); };
+  const a = flip(0.05, 1), b = flip(0.05, 2);
+  const one = multiSeedDelta(base, [a], { resamples: 4000 });
+  const pc = pairedComparison(base, a, { resamples: 4000 });
+  assert.ok(Math.abs(one.delta - pc.delta) < 1e-9);
+  assert.ok(Math.abs(one.ci[0] - pc.ci[0]) < 0.35 && Math.abs(one.ci[1] - pc.ci[1]) < 0.35, `${one.ci} vs ${pc.ci}`);
+  const two = multiSeedDelta(base, [a, b], { resamples: 4000 });
+  assert.ok(Math.abs(two.delta - (pairedComparison(base, a).delta + pairedComparison(base, b).delta) / 2) < 1e-9);
+  assert.ok(two.ci[0] <= two.delta && two.delta <= two.ci[1]);
+  assert.throws(() => multiSeedDelta(base, []), /at least one run/);
+});

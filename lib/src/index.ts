@@ -26,3 +26,5 @@ export * from './stats.js';
 export * from './cache.js';
 export * from './experiments.js';
 export * from './kde.js';
+export * from './paper.js';
+export * from './tables.js';

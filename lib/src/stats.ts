@@ -401,3 +401,38 @@ export function formatP(p: number): string {
 export function formatDelta(c: Pick<PairedComparison, 'delta' | 'ci' | 'mcnemarP'>, digits = 2): string {
   return `${signed(c.delta, digits)} [${signed(c.ci[0], digits)}, ${signed(c.ci[1], digits)}] pp (McNemar p=${formatP(c.mcnemarP)})`;
 }
+
+/** Δ over several seeds of the same comparison on the same examples. */
+export interface MultiSeedDelta {
+  n: number;
+  seeds: number;
+  /** Mean over seeds of (other − base) accuracy, percentage points. */
+  delta: number;
+  /** Percentile interval of a bootstrap over EXAMPLES (each resample averages the seeds on it). */
+  ci: [number, number];
+}
+
+/**
+ * Paired Δ averaged over seeds: per example dᵢ = mean_s(otherₛ[i] − base[i]); the interval
+ * resamples examples (not seed×example pairs, which would treat repeated examples as
+ * independent and understate the uncertainty). With one seed it equals the paired bootstrap.
+ */
+export function multiSeedDelta(base: ArrayLike<number>, others: ReadonlyArray<ArrayLike<number>>, options: Partial<PairedOptions> = {}): MultiSeedDelta {
+  const o: PairedOptions = { ...DEFAULT_PAIRED, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+  if (!others.length) throw new Error('multiSeedDelta: need at least one run');
+  const n = base.length;
+  for (const x of others) pairedCounts(base, x); // validates lengths and 0/1 values
+  const d = new Float64Array(n);
+  for (const x of others) for (let i = 0; i < n; i++) d[i] += (x[i] - base[i]) / others.length;
+  const mean = d.reduce((a, v) => a + v, 0) / n;
+  const rng = new Rng(o.seed);
+  const stats = new Float64Array(o.resamples);
+  for (let r = 0; r < o.resamples; r++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += d[rng.int(n)];
+    stats[r] = (100 * s) / n;
+  }
+  stats.sort();
+  const a = (1 - o.level) / 2;
+  return { n, seeds: others.length, delta: 100 * mean, ci: [quantileSorted(stats, a), quantileSorted(stats, 1 - a)] };
+}
