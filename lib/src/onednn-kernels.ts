@@ -1,17 +1,18 @@
 /**
  * Kernels of the 'onednn' TF.js backend that run natively (oneDNN primitives or C++ loops).
  *
- * The backend instance is a `MathBackendCPU`: tensor values are plain JS TypedArrays kept in
- * `backend.data`. A native kernel reads its inputs' Float32Arrays, allocates the output array
- * in JS, lets the addon fill it in place (zero-copy through Node-API) and wraps it with
- * `backend.makeTensorInfo`. Outputs belong to the TF.js engine like any kernel output; native
- * code keeps no reference to them. Every kernel checks that it handles the case at hand (dtype,
+ * The backend instance is an `OnednnBackend` (a `MathBackendCPU`): tensor values are plain JS
+ * TypedArrays kept in `backend.data`. A native kernel reads its inputs' Float32Arrays, takes an
+ * output array from the backend's buffer pool (`backend.alloc`, uninitialised: the kernel
+ * overwrites all of it), lets the addon fill it in place (zero-copy through Node-API) and wraps
+ * it with `backend.makeTensorInfo`. Outputs belong to the TF.js engine like any kernel output;
+ * native code keeps no reference to them. Every kernel checks that it handles the case at hand (dtype,
  * layout, broadcasting pattern, ...) and otherwise calls the cpu backend's kernel unchanged, so
  * behaviour outside the fast paths is exactly the cpu backend's.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, broadcast_util, util, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { OnednnBackend } from './onednn-backend.js';
 
 /** Functions exported by native/build/Release/rift_onednn.node (see native/src/addon.cc). */
 export interface NativeAddon {
@@ -28,8 +29,9 @@ export interface NativeAddon {
   /** geom = [batch, batchA, batchB, m, n, k] */
   matmul(a: Float32Array, b: Float32Array, c: Float32Array, geom: number[], transA: boolean, transB: boolean): void;
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, dims: number[], sa: number[], sb: number[]): void;
-  relu(x: Float32Array, y: Float32Array): void;
-  step(x: Float32Array, y: Float32Array, alpha: number): void;
+  /** op: 0 Relu, 1 Step (a = alpha), 2 Sign, 3 ClipByValue (a = min, b = max) */
+  unary(op: number, x: Float32Array, y: Float32Array, a: number, b: number): void;
+  reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   reduceSum(x: Float32Array, out: Float32Array, a: number, r: number, c: number, scale: number): void;
   bnTrain(x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array,
     variance: Float32Array, m: number, c: number, eps: number): void;
@@ -56,19 +58,9 @@ type KernelArgs = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedA
 type Kernel = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
 const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
+const UNARY_OPS = { Relu: 0, Step: 1, Sign: 2, ClipByValue: 3 } as const;
 
-/**
- * An output array whose contents the kernel overwrites entirely. Allocated without zero-fill
- * (`Buffer.allocUnsafeSlow`): activations are tens of MB, and clearing memory that is about to be
- * overwritten costs a full extra pass over it.
- */
-function output(n: number): Float32Array {
-  if (n === 0) return new Float32Array(0);
-  const buf = Buffer.allocUnsafeSlow(n * 4);
-  return new Float32Array(buf.buffer, buf.byteOffset, n);
-}
-
-function values(backend: MathBackendCPU, t: TensorInfo): Float32Array | undefined {
+function values(backend: OnednnBackend, t: TensorInfo): Float32Array | undefined {
   if (t.dtype !== 'float32') return undefined;
   const v = backend.data.get(t.dataId)?.values;
   return v instanceof Float32Array ? v : undefined;
@@ -155,16 +147,19 @@ export type KernelStats = Record<string, { calls: number; fallbacks: number }>;
  */
 export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<string, Kernel> {
   const entry = (name: string) => (stats[name] ??= { calls: 0, fallbacks: 0 });
-  const cpu = (name: string): Kernel => {
+  const cpuKernel = (name: string): Kernel => {
     const k = tf.getKernel(name, 'cpu');
     if (!k) throw new Error(`cpu kernel '${name}' not registered`);
-    const f = k.kernelFunc as Kernel, e = entry(name);
+    return k.kernelFunc as Kernel;
+  };
+  const cpu = (name: string): Kernel => {
+    const f = cpuKernel(name), e = entry(name);
     return (args) => {
       e.fallbacks++;
       return f(args);
     };
   };
-  const be = (args: KernelArgs) => args.backend as MathBackendCPU;
+  const be = (args: KernelArgs) => args.backend as OnednnBackend;
 
   const conv2D = (name: 'Conv2D' | 'FusedConv2D'): Kernel => {
     const fallback = cpu(name);
@@ -181,7 +176,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
         return fallback(args);
       }
       const [n, , , , oc, , , , , , , , , oh, ow] = geom;
-      const y = output(n * oh * ow * oc);
+      const y = b.alloc(n * oh * ow * oc);
       addon.conv2d(xv, wv, bv, y, geom, act === 'relu');
       return b.makeTensorInfo([n, oh, ow, oc], 'float32', y);
     };
@@ -196,7 +191,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       const geom = convGeometry(attrs.inputShape, filter.shape, attrs);
       const dyv = values(b, dy), wv = values(b, filter);
       if (!geom || !dyv || !wv || !sameShape(dy.shape, [geom[0], geom[13], geom[14], geom[4]])) return fallback(args);
-      const dx = output(sizeOf(attrs.inputShape));
+      const dx = b.alloc(sizeOf(attrs.inputShape));
       addon.conv2dBackpropInput(dyv, wv, dx, geom);
       return b.makeTensorInfo([...attrs.inputShape], 'float32', dx);
     };
@@ -211,7 +206,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       const geom = convGeometry(x.shape, attrs.filterShape, attrs);
       const xv = values(b, x), dyv = values(b, dy);
       if (!geom || !xv || !dyv || !sameShape(dy.shape, [geom[0], geom[13], geom[14], geom[4]])) return fallback(args);
-      const dw = output(sizeOf(attrs.filterShape));
+      const dw = b.alloc(sizeOf(attrs.filterShape));
       addon.conv2dBackpropFilter(xv, dyv, dw, geom);
       return b.makeTensorInfo([...attrs.filterShape], 'float32', dw);
     };
@@ -226,24 +221,44 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       if (!av || !bv || av.length === 0 || bv.length === 0) return fallback(args);
       const plan = broadcastPlan(a.shape, bIn.shape);
       if (plan.dims.length > 8) return fallback(args);
-      const out = output(sizeOf(plan.outShape));
+      const out = b.alloc(sizeOf(plan.outShape));
       addon.binary(BINARY_OPS[name], av, bv, out, plan.dims, plan.sa, plan.sb);
       return b.makeTensorInfo(plan.outShape, 'float32', out);
     };
   };
 
-  const unary = (name: 'Relu' | 'Step'): Kernel => {
+  const unary = (name: keyof typeof UNARY_OPS): Kernel => {
     const fallback = cpu(name);
     return (args) => {
       const { x } = args.inputs as { x: TensorInfo };
+      const attrs = (args.attrs ?? {}) as { alpha?: number; clipValueMin?: number; clipValueMax?: number };
       const b = be(args);
       const xv = values(b, x);
       if (!xv) return fallback(args);
-      const y = output(xv.length);
-      if (name === 'Relu') addon.relu(xv, y);
-      else addon.step(xv, y, (args.attrs as { alpha?: number } | undefined)?.alpha ?? 0);
+      const [p, q] = name === 'Step' ? [attrs.alpha ?? 0, 0] : name === 'ClipByValue' ? [attrs.clipValueMin!, attrs.clipValueMax!] : [0, 0];
+      const y = b.alloc(xv.length);
+      addon.unary(UNARY_OPS[name], xv, y, p, q);
       return b.makeTensorInfo([...x.shape], 'float32', y);
     };
+  };
+
+  /** dx = dy·step(x) in one pass; see registerReluGradient in onednn.ts. */
+  const reluGrad: Kernel = (args) => {
+    const { dy, x } = args.inputs as { dy: TensorInfo; x: TensorInfo };
+    const b = be(args);
+    const dyv = values(b, dy), xv = values(b, x);
+    if (!dyv || !xv || !sameShape(dy.shape, x.shape)) {
+      entry('RiftReluGrad').fallbacks++;
+      const s = cpuKernel('Step')({ inputs: { x }, backend: b, attrs: { alpha: 0 } }) as TensorInfo;
+      const s32 = cpuKernel('Cast')({ inputs: { x: s }, backend: b, attrs: { dtype: 'float32' } }) as TensorInfo;
+      const out = cpuKernel('Multiply')({ inputs: { a: dy, b: s32 }, backend: b }) as TensorInfo;
+      b.disposeIntermediateTensorInfo(s);
+      b.disposeIntermediateTensorInfo(s32);
+      return out;
+    }
+    const dx = b.alloc(dyv.length);
+    addon.reluGrad(dyv, xv, dx);
+    return b.makeTensorInfo([...x.shape], 'float32', dx);
   };
 
   /** Sum / Mean over one contiguous block of axes (x viewed as [outer, reduced, inner]). */
@@ -262,7 +277,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       const outer = sizeOf(x.shape.slice(0, first)), r = sizeOf(x.shape.slice(first, last + 1));
       const inner = sizeOf(x.shape.slice(last + 1));
       const [outShape] = backend_util.computeOutAndReduceShapes(x.shape, axes);
-      const out = output(outer * inner);
+      const out = b.alloc(outer * inner);
       addon.reduceSum(xv, out, outer, r, inner, name === 'Mean' ? 1 / r : 1);
       return b.makeTensorInfo(keepDims ? backend_util.expandShapeToKeepDim(outShape, axes) : outShape, 'float32', out);
     };
@@ -285,7 +300,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       if (k !== kb || m * n * k === 0 || (batchA !== 1 && batchA !== batch) || (batchB !== 1 && batchB !== batch)) {
         return fallback(args);
       }
-      const c = output(batch * m * n);
+      const c = b.alloc(batch * m * n);
       addon.matmul(av, bv, c, [batch, batchA, batchB, m, n, k], transposeA, transposeB);
       return b.makeTensorInfo([...batchShape, m, n], 'float32', c);
     };
@@ -312,7 +327,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       const geom = poolGeometry(x.shape, args.attrs as unknown as Parameters<typeof poolGeometry>[1]);
       if (!xv || !geom) return fallback(args);
       const [n, , , c, , , , , , , , , oh, ow] = geom;
-      const y = output(n * oh * ow * c);
+      const y = b.alloc(n * oh * ow * c);
       addon.avgPool(xv, y, geom);
       return b.makeTensorInfo([n, oh, ow, c], 'float32', y);
     };
@@ -332,7 +347,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
         !sameShape(dy.shape, [geom[0], geom[12], geom[13], geom[3]])) {
         return fallback(args);
       }
-      const dx = output(sizeOf(input.shape));
+      const dx = b.alloc(sizeOf(input.shape));
       addon.avgPoolGrad(dyv, dx, geom);
       return b.makeTensorInfo([...input.shape], 'float32', dx);
     };
@@ -353,7 +368,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
         ![mv, vv, sv, ov].every(perChannel)) {
         return fallback(args);
       }
-      const y = output(xv.length);
+      const y = b.alloc(xv.length);
       addon.bnInfer(xv, mv, vv, sv, ov, y, xv.length / c, c, varianceEpsilon ?? 0.001);
       return b.makeTensorInfo([...x!.shape], 'float32', y);
     };
@@ -369,7 +384,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     }
     return c;
   };
-  const need = (b: MathBackendCPU, t: TensorInfo, name: string): Float32Array => {
+  const need = (b: OnednnBackend, t: TensorInfo, name: string): Float32Array => {
     const v = values(b, t);
     if (!v) throw new Error(`${name}: input is not a float32 array`);
     return v;
@@ -382,7 +397,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     const b = be(args);
     const c = channels('RiftBatchNormTrain', x, [scale, offset]);
     const xv = need(b, x, 'RiftBatchNormTrain');
-    const y = output(xv.length), mean = output(c), variance = output(c);
+    const y = b.alloc(xv.length), mean = b.alloc(c), variance = b.alloc(c);
     addon.bnTrain(xv, need(b, scale, 'scale'), need(b, offset, 'offset'), y, mean, variance, xv.length / c, c, eps);
     return [b.makeTensorInfo([...x.shape], 'float32', y), b.makeTensorInfo([c], 'float32', mean),
       b.makeTensorInfo([c], 'float32', variance)];
@@ -396,7 +411,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     const c = channels('RiftBatchNormTrainGrad', x, [scale, mean, variance]);
     if (!sameShape(dy.shape, x.shape)) throw new Error(`RiftBatchNormTrainGrad: dy [${dy.shape}] != x [${x.shape}]`);
     const xv = need(b, x, 'RiftBatchNormTrainGrad');
-    const dx = output(xv.length), dScale = output(c), dOffset = output(c);
+    const dx = b.alloc(xv.length), dScale = b.alloc(c), dOffset = b.alloc(c);
     addon.bnTrainGrad(need(b, dy, 'dy'), xv, need(b, scale, 'scale'), need(b, mean, 'mean'), need(b, variance, 'variance'),
       dx, dScale, dOffset, xv.length / c, c, eps);
     return [b.makeTensorInfo([...x.shape], 'float32', dx), b.makeTensorInfo([c], 'float32', dScale),
@@ -414,6 +429,9 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     RealDiv: binary('RealDiv'),
     Relu: unary('Relu'),
     Step: unary('Step'),
+    Sign: unary('Sign'),
+    ClipByValue: unary('ClipByValue'),
+    RiftReluGrad: reluGrad,
     Sum: reduce('Sum'),
     Mean: reduce('Mean'),
     BatchMatMul: batchMatMul,

@@ -2,21 +2,24 @@
  * The native CPU backend 'onednn': TF.js's cpu backend with its hot kernels replaced by a
  * Node-API addon on oneDNN (native/, built at `npm install` by scripts/build-native.mjs).
  *
- * Design: the backend instance is a `MathBackendCPU`, so tensors are JS TypedArrays and every
- * cpu kernel works unchanged; all cpu kernels are registered for 'onednn' too, then the kernels
- * a ResNet inference / PGD step / training step spends its time in are overridden by native
- * ones (see onednn-kernels.ts): Conv2D, FusedConv2D (bias, ReLU), Conv2DBackpropInput,
- * Conv2DBackpropFilter, Add/Sub/Multiply/RealDiv (any broadcasting), Relu, Step (ReLU's
- * gradient is dy·step(x)), Sum/Mean over contiguous axes, BatchMatMul, AvgPool(+Grad),
- * FusedBatchNorm, plus the training batch-norm kernels in ONEDNN_BN_KERNELS.
+ * Design: the backend instance is a `MathBackendCPU` (subclass `OnednnBackend`, which adds a
+ * pool recycling native kernels' output buffers), so tensors are JS TypedArrays and every cpu
+ * kernel works unchanged; all cpu kernels are registered for 'onednn' too, then the kernels a
+ * ResNet inference / PGD step / training step spends its time in are overridden by native ones
+ * (see onednn-kernels.ts): Conv2D, FusedConv2D (bias, ReLU), Conv2DBackpropInput,
+ * Conv2DBackpropFilter, Add/Sub/Multiply/RealDiv (any broadcasting), Relu, Step, Sign and
+ * ClipByValue (PGD's update), a fused ReLU gradient (see registerReluGradient), Sum/Mean over
+ * contiguous axes, BatchMatMul, AvgPool(+Grad), FusedBatchNorm, plus the training batch-norm
+ * kernels in ONEDNN_BN_KERNELS.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { OnednnBackend, PoolStats } from './onednn-backend.js';
 import { nativeKernels, KernelStats, NativeAddon, NativeInfo } from './onednn-kernels.js';
 
 export type { KernelStats, NativeInfo } from './onednn-kernels.js';
+export type { PoolStats } from './onednn-backend.js';
 
 /**
  * Custom kernels registered for 'onednn' only, for the model's batch-norm layer in training mode
@@ -67,23 +70,28 @@ function loadAddon(): NativeAddon | undefined {
       '(rebuild with `npm run build:native`; see environment.md)';
     return undefined;
   }
+  // OpenMP (libgomp) reads its wait policy once, when the addon pulls it in. Its default lets
+  // idle threads spin; when other processes compete for the cores, a spinning thread burns the
+  // time slice that the thread it waits for needs, and every kernel's barrier then costs a
+  // scheduler tick (measured on 2 busy cores: a PGD step 1.9 s spinning, 0.22 s passive; on idle
+  // cores both are equal). So default to passive, unless the user chose a policy; the variable
+  // is removed again so that child processes (e.g. a PyTorch reference) see the user's environment.
+  const setPolicy = process.env.OMP_WAIT_POLICY === undefined;
+  if (setPolicy) process.env.OMP_WAIT_POLICY = 'PASSIVE';
   try {
     addon = require(ADDON_PATH) as NativeAddon;
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     loadError = `native oneDNN addon failed to load: ${msg}`;
+  } finally {
+    if (setPolicy) delete process.env.OMP_WAIT_POLICY;
   }
   return addon;
 }
 
 function registerBackendAndKernels(a: NativeAddon): void {
   if (!tf.findBackendFactory('onednn')) {
-    tf.registerBackend('onednn', () => {
-      const b = new MathBackendCPU();
-      // The cpu backend prints a "install tfjs-node" hint on first use; not useful here.
-      (b as unknown as { firstUse: boolean }).firstUse = false;
-      return b;
-    }, 0);
+    tf.registerBackend('onednn', () => new OnednnBackend(), 0);
   }
   const native = nativeKernels(a, stats);
   for (const k of tf.getKernelsForBackend('cpu')) {
@@ -94,6 +102,28 @@ function registerBackendAndKernels(a: NativeAddon): void {
     if (tf.getKernel(kernelName, 'onednn')) tf.unregisterKernel(kernelName, 'onednn');
     tf.registerKernel({ kernelName, backendName: 'onednn', kernelFunc: kernelFunc as tf.KernelFunc });
   }
+}
+
+/**
+ * Replaces the registered gradient of Relu (tfjs-core: dy·cast(step(x)), i.e. Step, Cast and
+ * Multiply: two passes over the activation and one extra buffer) by a single fused
+ * `RiftReluGrad` kernel while 'onednn' is the active backend. On every other backend it computes
+ * exactly tfjs-core's formula, so their results do not change.
+ */
+function registerReluGradient(): void {
+  tf.registerGradient({
+    kernelName: 'Relu',
+    inputsToSave: ['x'],
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const [x] = saved;
+      const g = dy as tf.Tensor;
+      return {
+        x: () => tf.getBackend() === 'onednn'
+          ? (tf.engine().runKernel('RiftReluGrad', { dy: g, x }) as tf.Tensor)
+          : tf.mul(g, tf.cast(tf.step(x), 'float32')),
+      };
+    },
+  });
 }
 
 /**
@@ -109,6 +139,7 @@ export function tryRegisterOnednn(threads: number): OnednnStatus {
     a.setThreads(threads);
     if (!registered) {
       registerBackendAndKernels(a);
+      registerReluGradient();
       registered = true;
     }
     return { ok: true, info: a.info() };
@@ -122,9 +153,28 @@ export function onednnInfo(): NativeInfo | undefined {
   return addon?.info();
 }
 
-/** Drops the cached oneDNN primitives and scratch memory (they are rebuilt on demand). */
+function activeOnednnBackend(): OnednnBackend | undefined {
+  if (!registered) return undefined;
+  try {
+    const b = tf.engine().findBackend('onednn');
+    return b instanceof OnednnBackend ? b : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Drops the cached oneDNN primitives and scratch memory and the free buffers of the output pool
+ * (all are rebuilt on demand). Live tensors are not affected.
+ */
 export function clearOnednnCache(): void {
   addon?.clearCache();
+  activeOnednnBackend()?.clearPool();
+}
+
+/** Counters of the output-buffer pool of the 'onednn' backend, if it was initialised. */
+export function onednnPoolStats(): PoolStats | undefined {
+  return activeOnednnBackend()?.poolStats();
 }
 
 /**

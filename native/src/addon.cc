@@ -256,19 +256,22 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// relu(x, y)
-Napi::Value Relu(const Napi::CallbackInfo& info) {
-  F32 x = f32_arg(info, 0, "x");
-  float* y = f32_arg(info, 1, "y", int64_t(x.length));
-  rift::relu(x.data, y, int64_t(x.length));
+// unary(op, x, y, a, b)
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  const int64_t op = int_arg(info, 0, "op");
+  if (op < 0 || op > 3) throw Napi::RangeError::New(info.Env(), "unary: unknown op");
+  F32 x = f32_arg(info, 1, "x");
+  float* y = f32_arg(info, 2, "y", int64_t(x.length));
+  rift::unary(rift::UnaryOp(op), x.data, y, int64_t(x.length), num_arg(info, 3, "a"), num_arg(info, 4, "b"));
   return info.Env().Undefined();
 }
 
-// step(x, y, alpha)
-Napi::Value Step(const Napi::CallbackInfo& info) {
-  F32 x = f32_arg(info, 0, "x");
-  float* y = f32_arg(info, 1, "y", int64_t(x.length));
-  rift::step(x.data, y, int64_t(x.length), float(num_arg(info, 2, "alpha")));
+// reluGrad(dy, x, dx)
+Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
+  F32 dy = f32_arg(info, 0, "dy");
+  const float* x = f32_arg(info, 1, "x", int64_t(dy.length));
+  float* dx = f32_arg(info, 2, "dx", int64_t(dy.length));
+  rift::relu_grad(dy.data, x, dx, int64_t(dy.length));
   return info.Env().Undefined();
 }
 
@@ -342,8 +345,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def("avgPoolGrad", guarded<AvgPoolGrad>);
   def("matmul", guarded<Matmul>);
   def("binary", guarded<Binary>);
-  def("relu", guarded<Relu>);
-  def("step", guarded<Step>);
+  def("unary", guarded<Unary>);
+  def("reluGrad", guarded<ReluGrad>);
   def("reduceSum", guarded<ReduceSum>);
   def("bnTrain", guarded<BnTrain>);
   def("bnTrainGrad", guarded<BnTrainGrad>);

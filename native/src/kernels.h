@@ -69,10 +69,15 @@ enum class BinaryOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3 };
 void binary(BinaryOp op, const float* a, const float* b, float* out, int rank, const int64_t* dims,
             const int64_t* sa, const int64_t* sb);
 
-/** y = max(x, 0) keeping NaN (TF.js semantics). */
-void relu(const float* x, float* y, int64_t n);
-/** y = x > 0 ? 1 : alpha, NaN stays NaN (TF.js Step). */
-void step(const float* x, float* y, int64_t n, float alpha);
+/**
+ * Element-wise y = op(x) with the TF.js cpu kernels' semantics:
+ *  Relu: Math.max(0, x) (NaN kept, −0 → +0);  Step: x > 0 ? 1 : a, NaN kept;  Sign: −1 / 0 / 1, NaN → 0;
+ *  Clip: x > b ? b : (x < a ? a : x), NaN kept (same outputs as the JS kernel's double compare).
+ */
+enum class UnaryOp : int { Relu = 0, Step = 1, Sign = 2, Clip = 3 };
+void unary(UnaryOp op, const float* x, float* y, int64_t n, double a, double b);
+/** dx = dy · step(x) in one pass (ReLU's gradient), with the same NaN/Inf results as the product. */
+void relu_grad(const float* dy, const float* x, float* dx, int64_t n);
 
 /** x viewed as [a, r, c]: out[a, c] = scale · Σ_r x[a, r, c], accumulated in double. */
 void reduce_sum_middle(const float* x, float* out, int64_t a, int64_t r, int64_t c, double scale);

@@ -4,6 +4,7 @@
 // like the TF.js cpu backend (whose JS accumulators are doubles), so results agree closely.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <vector>
 
@@ -36,54 +37,26 @@ int thread_id() {
 #endif
 }
 
-template <typename F>
-void binary_impl(F f, const float* a, const float* b, float* out, int rank, const int64_t* dims, const int64_t* sa,
-                 const int64_t* sb) {
-  const int64_t inner = dims[rank - 1], isa = sa[rank - 1], isb = sb[rank - 1];
-  int64_t rows = 1;
-  for (int d = 0; d < rank - 1; d++) rows *= dims[d];
-  const int64_t chunk = std::min(inner, kChunk);
-  const int64_t nchunks = chunk == 0 ? 0 : (inner + chunk - 1) / chunk;
-  const int64_t tasks = rows * nchunks;
-#pragma omp parallel for schedule(static) if (rows * inner >= kParallelMin)
-  for (int64_t t = 0; t < tasks; t++) {
-    const int64_t row = t / nchunks, c0 = (t % nchunks) * chunk, len = std::min(chunk, inner - c0);
-    int64_t oa = 0, ob = 0, r = row;
-    for (int d = rank - 2; d >= 0; d--) {
-      const int64_t i = r % dims[d];
-      r /= dims[d];
-      oa += i * sa[d];
-      ob += i * sb[d];
-    }
-    const float* pa = a + oa + c0 * isa;
-    const float* pb = b + ob + c0 * isb;
-    float* po = out + row * inner + c0;
-    if (isa != 0 && isb != 0) {
-      for (int64_t i = 0; i < len; i++) po[i] = f(pa[i], pb[i]);
-    } else if (isa != 0) {
-      const float bv = *pb;
-      for (int64_t i = 0; i < len; i++) po[i] = f(pa[i], bv);
-    } else if (isb != 0) {
-      const float av = *pa;
-      for (int64_t i = 0; i < len; i++) po[i] = f(av, pb[i]);
-    } else {
-      const float v = f(*pa, *pb);
-      for (int64_t i = 0; i < len; i++) po[i] = v;
-    }
-  }
-}
-
-/** Per-thread double accumulators [threads][c], zeroed; freed with the object. */
+/**
+ * Per-thread double accumulators [arrays][threads][c], zeroed; freed with the object. Each
+ * thread's block starts on its own 64-byte cache line: threads add into these in their inner
+ * loops, and a shared line would bounce between cores on every iteration (false sharing).
+ */
 struct Partials {
   int threads;
-  int64_t c;
+  int64_t c, stride;
   std::vector<double> v;
-  Partials(int t, int64_t c_, int arrays) : threads(t), c(c_), v(size_t(t) * size_t(c_) * size_t(arrays), 0.0) {}
-  double* at(int thread, int array) { return v.data() + (size_t(array) * threads + thread) * c; }
+  double* base;
+  Partials(int t, int64_t c_, int arrays)
+      : threads(t), c(c_), stride((c_ + 7) / 8 * 8), v(size_t(t) * size_t(arrays) * size_t(stride) + 8, 0.0) {
+    const auto misalign = reinterpret_cast<uintptr_t>(v.data()) % 64;
+    base = v.data() + (misalign == 0 ? 0 : (64 - misalign) / sizeof(double));
+  }
+  double* at(int thread, int array) { return base + (size_t(array) * threads + thread) * stride; }
   /** Σ over threads of array `array`, channel j. */
   double total(int array, int64_t j) const {
     double s = 0;
-    for (int t = 0; t < threads; t++) s += v[(size_t(array) * threads + t) * c + j];
+    for (int t = 0; t < threads; t++) s += base[(size_t(array) * threads + t) * stride + j];
     return s;
   }
 };
@@ -108,6 +81,73 @@ void split_rows(int64_t m, int64_t row_elems, int threads, Body body) {
   }
 }
 
+template <typename F>
+inline void binary_row(F f, const float* pa, const float* pb, float* po, int64_t len, int64_t isa, int64_t isb) {
+  if (isa != 0 && isb != 0) {
+    for (int64_t i = 0; i < len; i++) po[i] = f(pa[i], pb[i]);
+  } else if (isa != 0) {
+    const float bv = *pb;
+    for (int64_t i = 0; i < len; i++) po[i] = f(pa[i], bv);
+  } else if (isb != 0) {
+    const float av = *pa;
+    for (int64_t i = 0; i < len; i++) po[i] = f(av, pb[i]);
+  } else {
+    const float v = f(*pa, *pb);
+    for (int64_t i = 0; i < len; i++) po[i] = v;
+  }
+}
+
+/**
+ * out[row, i] = f(a[offA(row) + i·isa], b[offB(row) + i·isb]) over rows × inner. Each thread takes
+ * a contiguous block of rows and walks the operand offsets with an odometer (no per-row
+ * division), so short rows such as the C of a per-channel [N·H·W, C] ⊕ [C] stay cheap. With few
+ * rows (e.g. one long same-shape row) the rows are cut into chunks instead.
+ */
+template <typename F>
+void binary_impl(F f, const float* a, const float* b, float* out, int rank, const int64_t* dims, const int64_t* sa,
+                 const int64_t* sb) {
+  const int64_t inner = dims[rank - 1], isa = sa[rank - 1], isb = sb[rank - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < rank - 1; d++) rows *= dims[d];
+  const int threads = rows * inner >= kParallelMin ? max_threads() : 1;
+  auto row_offsets = [&](int64_t row, int64_t* idx, int64_t& oa, int64_t& ob) {
+    oa = ob = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      idx[d] = row % dims[d];
+      row /= dims[d];
+      oa += idx[d] * sa[d];
+      ob += idx[d] * sb[d];
+    }
+  };
+  if (rows >= 4 * int64_t(threads)) {
+    split_rows(rows, inner, threads, [&](int64_t r0, int64_t r1, int) {
+      int64_t idx[8], oa, ob;
+      row_offsets(r0, idx, oa, ob);
+      for (int64_t r = r0; r < r1; r++) {
+        binary_row(f, a + oa, b + ob, out + r * inner, inner, isa, isb);
+        for (int d = rank - 2; d >= 0; d--) {  // odometer step to row r + 1
+          oa += sa[d];
+          ob += sb[d];
+          if (++idx[d] < dims[d]) break;
+          oa -= sa[d] * dims[d];
+          ob -= sb[d] * dims[d];
+          idx[d] = 0;
+        }
+      }
+    });
+    return;
+  }
+  const int64_t chunk = std::min(inner, kChunk);
+  const int64_t nchunks = (inner + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+  for (int64_t t = 0; t < rows * nchunks; t++) {
+    const int64_t row = t / nchunks, c0 = (t % nchunks) * chunk;
+    int64_t idx[8], oa, ob;
+    row_offsets(row, idx, oa, ob);
+    binary_row(f, a + oa + c0 * isa, b + ob + c0 * isb, out + row * inner + c0, std::min(chunk, inner - c0), isa, isb);
+  }
+}
+
 }  // namespace
 
 void binary(BinaryOp op, const float* a, const float* b, float* out, int rank, const int64_t* dims, const int64_t* sa,
@@ -122,14 +162,51 @@ void binary(BinaryOp op, const float* a, const float* b, float* out, int rank, c
   throw std::invalid_argument("binary: unknown op");
 }
 
-void relu(const float* x, float* y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.f ? 0.f : x[i];  // NaN < 0 is false: NaN kept
+namespace {
+template <typename F>
+void map_unary(F f, const float* x, float* y, int64_t n) {
+#pragma omp parallel if (n >= kParallelMin)
+  {
+    // A private copy keeps captured constants in registers; read through the shared functor
+    // they could alias y, and GCC gives up on vectorising.
+    const F g = f;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] = g(x[i]);
+  }
+}
+}  // namespace
+
+void unary(UnaryOp op, const float* x, float* y, int64_t n, double a, double b) {
+  // Selects only (v == v is false for NaN): with -fno-trapping-math GCC vectorises these without
+  // branches. A branch per element would mispredict half the time on random-sign activations.
+  switch (op) {
+    // Math.max(0, v): NaN kept, −0 → +0.
+    case UnaryOp::Relu: return map_unary([](float v) { return v > 0.f ? v : (v == v ? 0.f : v); }, x, y, n);
+    case UnaryOp::Step: {
+      const float alpha = float(a);
+      return map_unary([alpha](float v) { return v > 0.f ? 1.f : (v == v ? alpha : v); }, x, y, n);
+    }
+    case UnaryOp::Sign: return map_unary([](float v) { return v < 0.f ? -1.f : (v > 0.f ? 1.f : 0.f); }, x, y, n);
+    case UnaryOp::Clip: {
+      // The JS kernel compares in double and stores float(bound). Comparing against the nearest
+      // floats gives the same outputs: no float lies strictly between a bound and its rounding,
+      // so a float v beyond the bound is beyond (or equal to) its float, and equal gives the same
+      // value either way (TF.js requires min <= max).
+      const float lo = float(a), hi = float(b);
+      return map_unary([lo, hi](float v) { return v > hi ? hi : (v < lo ? lo : v); }, x, y, n);
+    }
+  }
+  throw std::invalid_argument("unary: unknown op");
 }
 
-void step(const float* x, float* y, int64_t n, float alpha) {
+void relu_grad(const float* dy, const float* x, float* dx, int64_t n) {
+  // dy·1 where x > 0; dy·0 elsewhere (keeps −0 and turns an Inf/NaN dy into NaN, like the
+  // product); NaN where x is NaN (step(NaN) = NaN).
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.f ? 1.f : (std::isnan(x[i]) ? x[i] : alpha);
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i], g = dy[i];
+    dx[i] = v > 0.f ? g : (v == v ? g * 0.f : v);  // vectorised selects, see unary()
+  }
 }
 
 void reduce_sum_middle(const float* x, float* out, int64_t a, int64_t r, int64_t c, double scale) {
