@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // (tfjs-core's own CommonJS bundle registers neither), plus the cpu backend.
 import '@tensorflow/tfjs';
 import { registerWasmGradientKernels } from './wasm-kernels.js';
-import { tryRegisterOnednn } from './onednn.js';
+import { onednnInfo, tryRegisterOnednn } from './onednn.js';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'onednn' | 'wasm' | 'cpu';
 export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
@@ -160,6 +160,10 @@ function describe(name: BackendName, threads: number, attempts: BackendAttempt[]
   for (const p of ['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     const v = pkgVersion(p);
     if (v && (name === 'wasm' || !p.endsWith('wasm'))) versions[p.replace('@tensorflow/', '')] = v;
+  }
+  if (name === 'onednn') {
+    const i = onednnInfo();
+    if (i) versions.onednn = `${i.dnnlVersion} (${i.isa}, ${i.runtime})`;
   }
   const cpus = os.cpus();
   const effectiveThreads = name === 'wasm' || name === 'cpu' ? 1 : threads;
