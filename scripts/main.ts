@@ -1,6 +1,6 @@
 /**
- * `npm start` — the main job. Until the notebooks and the shipped PGD-AT base models exist,
- * it is an evaluation of a model on CIFAR-10: it evaluates `--checkpoint <file>` if given;
+ * `npm run standin` — the stand-in main job from before the notebooks (`npm start` now runs
+ * the notebooks): an evaluation of a model on CIFAR-10: it evaluates `--checkpoint <file>` if given;
  * otherwise it trains a small stand-in model (clean training, settings below, cached in
  * data/cache/) and evaluates that. Numbers are whatever this run measures.
  */
@@ -40,7 +40,7 @@ runMain(async () => {
         console.log(`epoch ${e + 1}: loss ${r.loss.toFixed(4)}, train acc ${r.accuracy.toFixed(2)}%, ${r.seconds.toFixed(0)} s`);
       }
       saveCheckpoint(file, model, {
-        provenance: { data: { dataset: 'cifar10', split: 'train', subset: `subsetIndices n=${STANDIN.trainN}` }, seed: STANDIN.seed, engine: { ...engine }, command: 'npm start', config: STANDIN },
+        provenance: { data: { dataset: 'cifar10', split: 'train', subset: `subsetIndices n=${STANDIN.trainN}` }, seed: STANDIN.seed, engine: { ...engine }, command: 'npm run standin', config: STANDIN },
         metrics: { trainSeconds: (Date.now() - t0) / 1000 },
       });
       opt.dispose();

@@ -53,7 +53,9 @@ let current: EngineInfo | undefined;
 
 function pkgVersion(name: string): string | undefined {
   try {
-    return (require(`${name}/package.json`) as { version: string }).version;
+    const p = require(`${name}/package.json`) as { name?: string; version: string };
+    // An npm alias (danfojs-node's override installs @tensorflow/tfjs as @tensorflow/tfjs-node) is not that package.
+    return p.name === undefined || p.name === name ? p.version : undefined;
   } catch {
     return undefined;
   }

@@ -3,13 +3,14 @@
  * On a TTY one line is rewritten in place; otherwise a line is printed at most every
  * `intervalMs` (and at the end), so logs and notebooks stay readable.
  */
+import { inNotebook } from './display.js';
 
 export interface ProgressOptions {
   /** Unit of the rate, e.g. 'img'. Default 'it'. */
   unit: string;
   /** Minimum time between printed lines when not a TTY. Default 10,000 ms. */
   intervalMs: number;
-  /** Where lines go. Default process.stderr. Set `silent` to print nothing. */
+  /** Where lines go. Default process.stderr, but process.stdout inside a notebook (the notebook runner fails a cell that writes to stderr). Set `silent` to print nothing. */
   stream: NodeJS.WritableStream & { isTTY?: boolean };
   silent: boolean;
 }
@@ -29,7 +30,7 @@ export class Progress {
   private done = 0;
 
   constructor(readonly label: string, readonly total: number, options: Partial<ProgressOptions> = {}) {
-    this.o = { unit: 'it', intervalMs: 10_000, stream: process.stderr, silent: false, ...options };
+    this.o = { unit: 'it', intervalMs: 10_000, stream: inNotebook() ? process.stdout : process.stderr, silent: false, ...options };
   }
 
   /** Elapsed seconds since construction. */
