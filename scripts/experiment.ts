@@ -6,12 +6,11 @@
  * Default checkpoint: data/runs/<dataset>-<profile>-at/best.rbn (see `npm run train`).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine, type BackendName } from '../lib/src/engine.js';
-import { repoRoot } from '../lib/src/data.js';
 import { resolveConfig, parseOverrides } from '../lib/src/config.js';
 import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, type Method } from '../lib/src/experiments.js';
+import { baseRunDir, runCheckpointPath } from '../lib/src/adversarial-training.js';
 import type { LayerTypeMode } from '../lib/src/finetune.js';
 import { formatDelta } from '../lib/src/stats.js';
 import { runMain } from './cli.js';
@@ -36,7 +35,7 @@ runMain(async () => {
   const what = positionals[0] as (typeof WHAT)[number];
   if (!WHAT.includes(what)) throw new Error(`first argument must be one of ${WHAT.join(', ')}, got '${positionals[0] ?? ''}'`);
   const config = resolveConfig(values.profile!, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set!));
-  const checkpoint = values.checkpoint ?? path.join(repoRoot(), 'data', 'runs', `${config.dataset}-${config.profile}-at`, 'best.rbn');
+  const checkpoint = values.checkpoint ?? runCheckpointPath(baseRunDir(config), 'best');
   if (!fs.existsSync(checkpoint)) {
     throw new Error(`base checkpoint ${checkpoint} not found: train it with \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` or pass --checkpoint`);
   }

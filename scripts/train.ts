@@ -4,13 +4,12 @@
  * PGD adversarial training of the base model. Rerunning the same command resumes from the
  * last completed epoch. Default --out: data/runs/<dataset>-<profile>-at.
  */
-import * as path from 'node:path';
 import { execSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { initEngine, type BackendName } from '../lib/src/engine.js';
 import { repoRoot } from '../lib/src/data.js';
 import { resolveConfig, parseOverrides } from '../lib/src/config.js';
-import { trainAdversarial } from '../lib/src/adversarial-training.js';
+import { trainAdversarial, baseRunDir } from '../lib/src/adversarial-training.js';
 import { runMain } from './cli.js';
 
 function gitCommit(): string | undefined {
@@ -30,7 +29,7 @@ runMain(async () => {
   });
   const config = resolveConfig(values.profile!, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set!));
   const engine = await initEngine({ backend: values.backend as BackendName | undefined });
-  const outDir = values.out ?? path.join(repoRoot(), 'data', 'runs', `${config.dataset}-${config.profile}-at`);
+  const outDir = values.out ?? baseRunDir(config);
   const maxEpochs = values['max-epochs'] === undefined ? undefined : Number(values['max-epochs']);
   if (maxEpochs !== undefined && !(Number.isInteger(maxEpochs) && maxEpochs >= 1)) throw new Error(`--max-epochs must be a positive integer, got '${values['max-epochs']}'`);
   console.log(`PGD-AT ${config.dataset} profile ${config.profile} on ${engine.backend} (${engine.threads} threads) -> ${outDir}`);

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createResNet18 } from './model.js';
-import { loadCifar, subsetIndices } from './data.js';
+import { loadCifar, subsetIndices, repoRoot } from './data.js';
 import { SGD } from './optim.js';
 import { trainEpoch } from './train.js';
 import { evaluate } from './evaluate.js';
@@ -157,3 +157,26 @@ export function runCheckpointPath(outDir: string, which: 'best' | 'last' = 'best
   return path.join(outDir, `${which}.rbn`);
 }
 
+
+/** Folder of a profile's base PGD-AT run: data/runs/<dataset>-<profile>-at. */
+export function baseRunDir(config: Pick<ExperimentConfig, 'dataset' | 'profile'>): string {
+  return path.join(repoRoot(), 'data', 'runs', `${config.dataset}-${config.profile}-at`);
+}
+
+/**
+ * The base checkpoint (best robust epoch) of a profile. If it is missing: trains it when
+ * `train` is true (default: only for the smoke profile, which takes seconds); otherwise throws
+ * with the command that produces it. A finished run is reused; an unfinished one resumes.
+ */
+export async function ensureBaseCheckpoint(config: ExperimentConfig, options: { train?: boolean; log?: (l: string) => void; progress?: boolean } = {}): Promise<string> {
+  const dir = baseRunDir(config);
+  const file = runCheckpointPath(dir, 'best');
+  const lastFile = runCheckpointPath(dir, 'last');
+  const done = fs.existsSync(lastFile) && (readCheckpoint(lastFile).header.extra.epochsDone as number) >= config.advTrain.epochs;
+  if (done && fs.existsSync(file)) return file;
+  if (!(options.train ?? config.profile === 'smoke')) {
+    throw new Error(`base checkpoint ${file} is missing or its run is unfinished: run \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` (resumes if interrupted)`);
+  }
+  await trainAdversarial(config, { outDir: dir, log: options.log, progress: options.progress });
+  return file;
+}
