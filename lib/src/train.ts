@@ -103,7 +103,7 @@ export async function trainEpoch(model: ResNet18, opt: SGD, data: CifarData, opt
     } finally {
       tf.dispose([x, y]);
     }
-    progress?.update(images, `loss ${(lossSum / (k + 1)).toFixed(4)} lr ${opt.lr}`);
+    progress?.update(images, `loss ${(lossSum / (k + 1)).toFixed(4)} lr ${+opt.lr.toPrecision(3)}`);
     await new Promise((r) => setImmediate(r));
   }
   return {
