@@ -7,7 +7,8 @@ import {
   lineChart, barChart, kdeChart, densityCurves, METHOD_COLORS, MODULE_KIND_COLORS, VEGA_LITE_SCHEMA, CHART_FONT,
   type VegaLiteSpec,
 } from '../lib/src/charts.js';
-import { renderSvg, renderPng, svgToPng, svgSize, compileSpec, chartVersions } from '../lib/src/render.js';
+import { renderSvg, renderPng, svgToPng, svgSize, compileSpec, chartVersions, readFontWidths, textWidth } from '../lib/src/render.js';
+import * as fs from 'node:fs';
 import { toCsv, toMarkdown, toHtml, tableRows, formatCell, toDataFrame } from '../lib/src/table-format.js';
 
 type Layer = { mark: { type: string } | string; transform?: Array<{ filter: string }>; encoding: Record<string, { field?: string; scale?: { domain?: unknown[]; range?: unknown[] } }> };
@@ -106,7 +107,50 @@ describe('barChart', () => {
   });
 });
 
+describe('barChart panels, markers and scales', () => {
+  const bars = () => ['k = 1', 'k = 2'].flatMap((k, i) => ['RiFT', 'RiFT with BN'].flatMap((method) => ['Δ robust', 'Δ clean'].map((metric) => ({
+    k, method, metric, delta: i + (method === 'RiFT' ? 0.1 : 0.2), lo: -1, hi: 2, paper: metric === 'Δ clean' && k === 'k = 2' ? null : 0.15,
+  }))));
+
+  test('panel facets by a field (independent value scales), rules in every panel, marker ticks skip null', () => {
+    const spec = barChart(bars(), { x: 'k', y: 'delta', group: 'method', panel: 'metric', yLow: 'lo', yHigh: 'hi', marker: 'paper', rules: [{ y: 0 }] });
+    const facet = spec.facet as { column: { field: string; sort: string[] } };
+    assert.equal(facet.column.field, 'metric');
+    assert.deepEqual(facet.column.sort, ['Δ robust', 'Δ clean']);
+    assert.deepEqual(spec.resolve, { scale: { y: 'independent' } });
+    const layers = (spec.spec as { layer: Layer[] }).layer;
+    assert.deepEqual(layers.map((l) => (typeof l.mark === 'string' ? l.mark : l.mark.type)), ['bar', 'rule', 'tick', 'rule']);
+    assert.equal(layers[2].encoding.y.field, 'paper');
+    assert.ok(layers[2].encoding.xOffset, 'ticks sit on their own bar of the group');
+    assert.match(layers[2].transform![1].filter, /isValid\(datum\["paper"\]\)/);
+    const ruleRows = values(spec).filter((r) => r.__kind === 'rule');
+    assert.deepEqual(ruleRows.map((r) => r.metric), ['Δ robust', 'Δ clean'], 'a rule without panel goes into every panel');
+    assert.throws(() => barChart(bars(), { x: 'k', y: 'delta', panel: 'nope' }), /no record has the field 'nope'/);
+  });
+
+  test('faceted bars, ticks and √ scale render; a flat value range gets a visible domain', async () => {
+    const svg = await renderSvg(barChart(bars(), { x: 'k', y: 'delta', group: 'method', panel: 'metric', yLow: 'lo', yHigh: 'hi', marker: 'paper', rules: [{ y: 0 }] }));
+    assert.match(svg, /Δ robust/);
+    const sq = barChart(modules(), { x: 'module', y: 'mrc', scaleType: 'sqrt' });
+    assert.deepEqual((sq.layer as Layer[])[0].encoding.y.scale, { type: 'sqrt' });
+    await renderSvg(sq);
+    const flat = barChart([{ m: 'a', g: 0 }, { m: 'b', g: 0 }], { x: 'm', y: 'g', rules: [{ y: 0 }] });
+    assert.deepEqual((flat.layer as Layer[])[0].encoding.y.scale?.domain, [-1, 1]);
+    assert.equal((barChart(modules(), { x: 'module', y: 'mrc' }).layer as Layer[])[0].encoding.y.scale, undefined);
+  });
+});
+
 describe('kdeChart / densityCurves', () => {
+  test('areas are not stacked, legend symbols are opaque strokes, trimTails drops the flat tails of a common grid', () => {
+    const grid = [0, 1, 2, 3, 4, 5];
+    const spec = kdeChart([{ series: 'init', x: grid, density: [0, 0.001, 0.5, 0.4, 0.002, 0] }, { series: 'RiFT', x: grid, density: [0, 0.002, 0.3, 0.6, 0.001, 0] }], { area: true, trimTails: 0.01 });
+    const layers = spec.layer as Layer[];
+    assert.equal((layers[0].encoding.y as { stack?: unknown }).stack, null);
+    assert.equal((layers[1].encoding.color as { legend?: { symbolOpacity?: number } }).legend?.symbolOpacity, 1);
+    assert.deepEqual([...new Set(values(spec).map((r) => r.value))], [2, 3], 'both curves keep the same x range');
+    assert.equal(values(kdeChart([{ series: 'a', x: grid, density: [0, 0, 1, 1, 0, 0] }])).length, 6, 'no trimming by default');
+  });
+
   test('one line per model from densities on a grid; mismatched lengths throw', () => {
     const grid = [0, 1, 2];
     const spec = kdeChart([{ series: 'init', x: grid, density: [0.1, 0.5, 0.1] }, { series: 'RiFT', x: grid, density: [0.2, 0.4, 0.2] }], { area: true });
@@ -135,6 +179,21 @@ describe('kdeChart / densityCurves', () => {
 });
 
 describe('rendering', () => {
+  test('text is measured with DejaVu Sans widths: a long subtitle does not widen the chart', async (t) => {
+    const font = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
+    if (!fs.existsSync(font)) return t.skip('DejaVu Sans is not installed (fonts-dejavu-core)');
+    const w = readFontWidths(font);
+    assert.ok(Math.abs(w.advance(0x57)! - 0.989) < 0.01, 'W is about 1 em');
+    assert.ok(Math.abs(w.advance(0x69)! - 0.278) < 0.01, 'i is about 0.28 em');
+    assert.ok(w.advance(0x394)! > 0.5, 'Greek Δ is in the font');
+    assert.equal(w.advance(0x1f600), undefined);
+    assert.ok(Math.abs(textWidth(w, 'Hello', 10) - 25.3) < 0.5);
+    const rows = [{ epoch: 1, acc: 10 }, { epoch: 2, acc: 12 }];
+    const plain = svgSize(await renderSvg(lineChart(rows, { x: 'epoch', y: 'acc' })))!;
+    const sub = svgSize(await renderSvg(lineChart(rows, { x: 'epoch', y: 'acc', title: 'T', subtitle: 'profile smoke · per-epoch evaluation on 128 images · epoch 2' })))!;
+    assert.equal(sub.width, plain.width, 'a subtitle narrower than the plot leaves the width alone');
+  });
+
   test('renderSvg gives an SVG with the title and axis text; renderPng a PNG of 2x the SVG size', async () => {
     const spec = lineChart(history(), { x: 'epoch', y: 'accuracy', series: 'method', panel: 'metric', title: 'Figure 1 test' });
     const svg = await renderSvg(spec);

@@ -3,8 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveConfig } from '../lib/src/config.js';
-import { trainAdversarial } from '../lib/src/adversarial-training.js';
-import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, runBNOutputKDE, decodeBits, encodeBits } from '../lib/src/experiments.js';
+import { trainAdversarial, readRunMetrics } from '../lib/src/adversarial-training.js';
+import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, runBNOutputKDE, runRestartsComparison, decodeBits, encodeBits } from '../lib/src/experiments.js';
 import * as fs from 'node:fs';
 import { ResultCache } from '../lib/src/cache.js';
 import { table1Rows } from '../lib/src/tables.js';
@@ -59,4 +59,33 @@ test('top-k RiFT and RiFT with BN on the smoke profile: complete records, cached
   assert.ok(fs.existsSync(again.modelFile), 'fine-tuned model saved beside its record');
   assert.equal(tf.memory().numTensors, start, 'no tensor survives the experiments');
   assert.equal(encodeBits(decodeBits('0110')), '0110');
+});
+
+test('worst-of-R vs single PGD: ×1 equals the base evaluation, paired gap, cached; readRunMetrics reads the run log', async () => {
+  const cache = new ResultCache(path.join(dir, 'cache'), { warn: () => {} });
+  const inp = { config, checkpoint, cache, progress: false, log: () => {} };
+  const start = tf.memory().numTensors;
+  const base = await runBaseEvaluation(inp);
+  const models = [{ name: 'base', file: checkpoint }, { name: 'base again', file: checkpoint }];
+  const rec = await runRestartsComparison(inp, models, [3, 1]);
+  assert.deepEqual(rec.restarts, [1, 3]);
+  assert.equal(rec.n, 32);
+  assert.equal(rec.models.length, 2);
+  for (const m of rec.models) {
+    assert.deepEqual(m.runs.map((r) => r.restarts), [1, 3]);
+    assert.equal(m.runs[0].robust, base.robust, 'one restart, same seeds and batches as the base evaluation');
+    assert.equal(m.runs[0].robustBits, base.robustBits);
+    assert.equal(m.clean, base.clean);
+    assert.equal(m.gap.delta, m.runs[1].robust - m.runs[0].robust);
+    assert.equal(m.gap.n, 32);
+  }
+  assert.deepEqual(rec.models[0].runs.map((r) => r.robustBits), rec.models[1].runs.map((r) => r.robustBits), 'the same model twice gives the same numbers');
+  assert.equal((await runRestartsComparison(inp, models, [1, 3])).createdAt, rec.createdAt, 'cached');
+  await assert.rejects(runRestartsComparison(inp, models, [1]), /at least two different integers/);
+  await assert.rejects(runRestartsComparison(inp, [{ name: 'x', file: path.join(dir, 'nope.rbn') }]), /nope\.rbn \(x\) is missing/);
+  assert.equal(tf.memory().numTensors, start, 'no tensor survives');
+  const log = readRunMetrics(path.join(dir, 'base'));
+  assert.equal(log.length, config.advTrain.epochs);
+  assert.equal(log[0].epoch, 1);
+  assert.throws(() => readRunMetrics(path.join(dir, 'nothing')), /metrics\.jsonl is missing/);
 });

@@ -152,6 +152,16 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
   }
 }
 
+/**
+ * The per-epoch log of a run folder (`<outDir>/metrics.jsonl`, one line per finished epoch;
+ * a torn last line from a kill is skipped). Throws if the folder has no log.
+ */
+export function readRunMetrics(outDir: string): EpochMetrics[] {
+  const file = path.join(outDir, 'metrics.jsonl');
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing: ${outDir} holds no training run`);
+  return readLog(file);
+}
+
 /** Path of a run folder's checkpoint: 'best' (best robust evaluation accuracy) or 'last'. */
 export function runCheckpointPath(outDir: string, which: 'best' | 'last' = 'best'): string {
   return path.join(outDir, `${which}.rbn`);

@@ -31,6 +31,8 @@ export const CHART_FONT = 'DejaVu Sans';
 export const CHART_CONFIG = {
   font: CHART_FONT,
   background: 'white',
+  // Room around the chart: label widths are measured without kerning (render.ts), so keep a margin.
+  padding: 8,
   view: { stroke: '#ddd' },
   axis: { labelFontSize: 11, titleFontSize: 12, grid: true, gridColor: '#eee' },
   legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 240 },
@@ -151,10 +153,20 @@ export interface BarChartOptions extends ChartOptions {
   colorTitle?: string | null;
   /** Order of the colour legend. Default: first appearance. */
   colorOrder?: string[];
-  /** Reference lines on the value axis (`panel` is ignored). Default none. */
+  /** Reference lines on the value axis (a rule's `panel` picks its panel when `panel` is set, else it is ignored). Default none. */
   rules?: ReferenceLine[];
   /** Angle of category labels (vertical bars). Default -60 when there are more than 8 categories, else 0. */
   labelAngle?: number;
+  /** Field whose values are separate side-by-side panels (e.g. 'metric' = Δ clean / Δ robust). Default: one panel. */
+  panel?: string;
+  /** Order of the panels. Default: first appearance in the records. */
+  panelOrder?: string[];
+  /** Panels get their own value scale. Default true. */
+  independentY?: boolean;
+  /** Type of the value scale: 'sqrt' spreads small values (e.g. MRC from 0.05 to 10) while bars still start at 0. Default 'linear'. */
+  scaleType?: 'linear' | 'sqrt';
+  /** Numeric field drawn as a black tick on its bar (e.g. the paper's value beside ours); null/absent values draw nothing. Default none. */
+  marker?: string;
 }
 
 /** One density curve: the values of a density on a grid. */
@@ -175,8 +187,14 @@ export interface KdeChartOptions extends ChartOptions {
   yTitle?: string | null;
   /** Legend title (null hides it). Default 'model'. */
   seriesTitle?: string | null;
-  /** Fill the area under each curve (translucent). Default false. */
+  /** Fill the area under each curve (translucent, not stacked). Default false. */
   area?: boolean;
+  /**
+   * Drop the leading and trailing grid points where every curve's density is below this
+   * fraction of the highest density (heavy tails otherwise squeeze the bulk into a few pixels).
+   * Default 0 (keep the whole grid).
+   */
+  trimTails?: number;
 }
 
 const DEFAULT_WIDTH = 360;
@@ -304,8 +322,9 @@ function withScale(scale: Record<string, unknown> | undefined): Record<string, u
  * E.g. MRC per module: records `{ module, mrc, kind, selected }`.
  */
 export function barChart(records: readonly ChartRecord[], options: BarChartOptions): VegaLiteSpec {
-  const o = { order: 'data' as const, horizontal: false, ...options };
-  for (const f of [o.x, o.y, o.color, o.group, o.highlight, o.yLow, o.yHigh]) if (f !== undefined) requireField(records, f, 'barChart');
+  const o = { order: 'data' as const, horizontal: false, independentY: true, ...options };
+  for (const f of [o.x, o.y, o.color, o.group, o.highlight, o.yLow, o.yHigh, o.panel, o.marker]) if (f !== undefined) requireField(records, f, 'barChart');
+  const panels = o.panel !== undefined ? (o.panelOrder ?? uniqueInOrder(records, o.panel)) : [];
   if ((o.yLow === undefined) !== (o.yHigh === undefined)) throw new Error('barChart: give both yLow and yHigh, or neither');
   const categories = uniqueInOrder(records, o.x);
   const catAxis = o.horizontal ? 'y' : 'x';
@@ -315,7 +334,11 @@ export function barChart(records: readonly ChartRecord[], options: BarChartOptio
   const sort = o.order === 'data' ? categories : o.order === 'ascending' ? { field: o.y, op: 'sum', order: 'ascending' } : { field: o.y, op: 'sum', order: 'descending' };
   const labelAngle = o.labelAngle ?? (categories.length > 8 ? -60 : 0);
   const cat = { field: o.x, type: 'nominal', sort, title: o.xTitle !== undefined ? o.xTitle : o.x, axis: o.horizontal ? { labelLimit: 200 } : { labelAngle, labelLimit: 200 } };
-  const val = { field: o.y, type: 'quantitative', title: yTitle };
+  // Every value the same (e.g. all zero): vega would draw an empty axis with one tick; give it a range.
+  const values = records.flatMap((r) => [o.y, o.yLow, o.yHigh].filter((f): f is string => f !== undefined).map((f) => r[f])).filter((v): v is number => typeof v === 'number');
+  const flat = values.length > 0 && values.every((v) => v === values[0]) && (o.rules ?? []).every((r) => r.y === values[0]);
+  const scale = { ...(o.scaleType && o.scaleType !== 'linear' ? { type: o.scaleType } : {}), ...(flat ? { domain: [Math.min(0, values[0] - 1), values[0] + 1] } : {}) };
+  const val = { field: o.y, type: 'quantitative', title: yTitle, ...(Object.keys(scale).length ? { scale } : {}) };
   const colorField = o.color ?? o.group;
   const colorValues = colorField !== undefined ? (o.colorOrder ?? uniqueInOrder(records, colorField)) : [];
   const kindColors = colorValues.length > 0 && colorValues.every((v) => v in MODULE_KIND_COLORS) ? MODULE_KIND_COLORS : undefined;
@@ -343,6 +366,14 @@ export function barChart(records: readonly ChartRecord[], options: BarChartOptio
     if (o.group !== undefined) bar[offset] = encoding[offset];
     layer.push({ transform: [onlyData], mark: { type: 'rule', color: 'black' }, encoding: bar });
   }
+  if (o.marker !== undefined) {
+    const tick: Record<string, unknown> = { [catAxis]: cat, [valAxis]: { field: o.marker, type: 'quantitative', title: yTitle } };
+    if (o.group !== undefined) tick[offset] = encoding[offset];
+    layer.push({
+      transform: [onlyData, { filter: `isValid(datum[${JSON.stringify(o.marker)}])` }],
+      mark: { type: 'tick', color: 'black', thickness: 2.5, ...(o.horizontal ? {} : { orient: 'horizontal' }) }, encoding: tick,
+    });
+  }
   if (o.rules?.length) {
     const onlyRules = { filter: `datum.${KIND} === 'rule'` };
     layer.push({
@@ -353,13 +384,20 @@ export function barChart(records: readonly ChartRecord[], options: BarChartOptio
   }
   const rows: ChartRecord[] = [
     ...records.map((r) => ({ ...r, [KIND]: 'data' })),
-    ...ruleRows(o.rules ?? [], o.y, undefined, []),
+    ...ruleRows(o.rules ?? [], o.y, o.panel, panels),
   ];
   const step = o.step ?? (o.horizontal ? (o.height === undefined ? 14 : undefined) : o.width === undefined ? 14 : undefined);
   const catSize = step !== undefined ? { step } : (o.horizontal ? o.height : o.width);
   const valSize = o.horizontal ? (o.width ?? DEFAULT_WIDTH) : (o.height ?? DEFAULT_HEIGHT);
   const size = o.horizontal ? { width: valSize, height: catSize } : { width: catSize, height: valSize };
-  return { $schema: VEGA_LITE_SCHEMA, ...titles(o), data: { values: rows }, ...size, layer, config: CHART_CONFIG };
+  if (o.panel === undefined) return { $schema: VEGA_LITE_SCHEMA, ...titles(o), data: { values: rows }, ...size, layer, config: CHART_CONFIG };
+  return {
+    $schema: VEGA_LITE_SCHEMA, ...titles(o), data: { values: rows },
+    facet: { column: { field: o.panel, type: 'nominal', sort: panels, header: { title: null, labelFontWeight: 'bold' } } },
+    spec: { ...size, layer },
+    resolve: { scale: { [valAxis]: o.independentY ? 'independent' : 'shared' } },
+    config: CHART_CONFIG,
+  };
 }
 
 /**
@@ -370,17 +408,32 @@ export function barChart(records: readonly ChartRecord[], options: BarChartOptio
  */
 export function kdeChart(curves: readonly DensityCurve[], options: KdeChartOptions = {}): VegaLiteSpec {
   if (curves.length === 0) throw new Error('kdeChart: no curves');
-  const rows: ChartRecord[] = [];
   for (const c of curves) {
     if (c.x.length !== c.density.length) throw new Error(`kdeChart: curve '${c.series}' has ${c.x.length} grid points but ${c.density.length} densities`);
-    for (let i = 0; i < c.x.length; i++) rows.push({ value: c.x[i], density: c.density[i], series: c.series });
+  }
+  const trim = options.trimTails ?? 0;
+  const top = Math.max(...curves.map((c) => Math.max(...Array.from(c.density))));
+  // On a common grid, a tail point goes only when it is low in every curve (the curves keep one x range).
+  const common = curves.every((c) => c.x.length === curves[0].x.length);
+  const keep = (c: DensityCurve, i: number) => (common ? Math.max(...curves.map((d) => d.density[i])) : c.density[i]) >= trim * top;
+  const rows: ChartRecord[] = [];
+  for (const c of curves) {
+    let first = 0, last = c.x.length - 1;
+    if (trim > 0) {
+      while (first < last && !keep(c, first)) first++;
+      while (last > first && !keep(c, last)) last--;
+    }
+    for (let i = first; i <= last; i++) rows.push({ value: c.x[i], density: c.density[i], series: c.series });
   }
   const series = curves.map((c) => c.series);
-  const color = { field: 'series', type: 'nominal', title: options.seriesTitle !== undefined ? options.seriesTitle : 'model', ...withScale(colorScale(series, options.colors, series)) };
+  const color = {
+    field: 'series', type: 'nominal', title: options.seriesTitle !== undefined ? options.seriesTitle : 'model', ...withScale(colorScale(series, options.colors, series)),
+    legend: { symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 },
+  };
   const x = { field: 'value', type: 'quantitative', title: options.xTitle !== undefined ? options.xTitle : 'value', scale: { zero: false, nice: false } };
-  const y = { field: 'density', type: 'quantitative', title: options.yTitle !== undefined ? options.yTitle : 'density' };
+  const y = { field: 'density', type: 'quantitative', title: options.yTitle !== undefined ? options.yTitle : 'density', stack: null };
   const layer: Record<string, unknown>[] = [];
-  if (options.area) layer.push({ mark: { type: 'area', opacity: 0.15 }, encoding: { x, y, color } });
+  if (options.area) layer.push({ mark: { type: 'area', opacity: 0.12 }, encoding: { x, y, color } });
   layer.push({ mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y, color } });
   return {
     $schema: VEGA_LITE_SCHEMA, ...titles(options), data: { values: rows },

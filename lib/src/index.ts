@@ -28,6 +28,7 @@ export * from './experiments.js';
 export * from './kde.js';
 export * from './paper.js';
 export * from './tables.js';
+export * from './readings.js';
 export * from './charts.js';
 export * from './render.js';
 export * from './table-format.js';

@@ -27,10 +27,90 @@ type VegaModule = typeof import('vega');
 type VegaLiteModule = typeof import('vega-lite');
 let modules: Promise<{ vega: VegaModule; vl: VegaLiteModule }> | undefined;
 
-/** vega + vega-lite, loaded once (≈0.5 s the first time). */
+/** vega + vega-lite, loaded once (≈0.5 s the first time), with text measured in DejaVu Sans. */
 function loadVega(): Promise<{ vega: VegaModule; vl: VegaLiteModule }> {
-  modules ??= Promise.all([import('vega'), import('vega-lite')]).then(([vega, vl]) => ({ vega, vl }));
+  modules ??= Promise.all([import('vega'), import('vega-lite')]).then(([vega, vl]) => {
+    useFontMetrics(vega);
+    return { vega, vl };
+  });
   return modules;
+}
+
+/** Advance widths of one TrueType font: code point → width in em. */
+export interface FontWidths {
+  advance(codePoint: number): number | undefined;
+}
+
+/**
+ * Reads the advance widths of a TrueType font (tables head, hhea, hmtx and a Unicode BMP
+ * `cmap` subtable of format 4). Enough to measure label widths; kerning is ignored.
+ */
+export function readFontWidths(file: string): FontWidths {
+  const b = fs.readFileSync(file);
+  const tables = new Map<string, number>();
+  for (let i = 0, n = b.readUInt16BE(4); i < n; i++) tables.set(b.toString('latin1', 12 + 16 * i, 16 + 16 * i), b.readUInt32BE(20 + 16 * i));
+  const [head, hhea, hmtx, cmap] = ['head', 'hhea', 'hmtx', 'cmap'].map((t) => {
+    const o = tables.get(t);
+    if (o === undefined) throw new Error(`${file}: no '${t}' table`);
+    return o;
+  });
+  const unitsPerEm = b.readUInt16BE(head + 18);
+  const nMetrics = b.readUInt16BE(hhea + 34);
+  let sub = -1;
+  for (let i = 0, n = b.readUInt16BE(cmap + 2); i < n; i++) {
+    const platform = b.readUInt16BE(cmap + 4 + 8 * i), encoding = b.readUInt16BE(cmap + 6 + 8 * i);
+    const off = cmap + b.readUInt32BE(cmap + 8 + 8 * i);
+    if (b.readUInt16BE(off) === 4 && (platform === 0 || (platform === 3 && encoding === 1))) { sub = off; break; }
+  }
+  if (sub < 0) throw new Error(`${file}: no Unicode cmap subtable of format 4`);
+  const segX2 = b.readUInt16BE(sub + 6);
+  const ends = sub + 14, starts = ends + segX2 + 2, deltas = starts + segX2, ranges = deltas + segX2;
+  const glyph = (c: number): number => {
+    for (let i = 0; i < segX2; i += 2) {
+      if (c > b.readUInt16BE(ends + i)) continue;
+      if (c < b.readUInt16BE(starts + i)) return 0;
+      const ro = b.readUInt16BE(ranges + i);
+      if (ro === 0) return (c + b.readInt16BE(deltas + i)) & 0xffff;
+      const g = b.readUInt16BE(ranges + i + ro + 2 * (c - b.readUInt16BE(starts + i)));
+      return g === 0 ? 0 : (g + b.readInt16BE(deltas + i)) & 0xffff;
+    }
+    return 0;
+  };
+  const cache = new Map<number, number | undefined>();
+  return {
+    advance(c: number) {
+      if (!cache.has(c)) {
+        const g = c > 0xffff ? 0 : glyph(c);
+        cache.set(c, g === 0 ? undefined : b.readUInt16BE(hmtx + 4 * Math.min(g, nMetrics - 1)) / unitsPerEm);
+      }
+      return cache.get(c);
+    },
+  };
+}
+
+/** Width in px of `text` at `fontSize` px in a font (unknown characters count 0.6 em). */
+export function textWidth(font: FontWidths, text: string, fontSize: number): number {
+  let w = 0;
+  for (const ch of text) w += font.advance(ch.codePointAt(0)!) ?? 0.6;
+  return w * fontSize;
+}
+
+/**
+ * Makes vega measure text with the DejaVu Sans widths that resvg draws with. Without a canvas,
+ * vega estimates 0.8 em per character, which overstates DejaVu Sans (≈0.6 em) by a third: long
+ * titles and labels then reserve empty space (charts wider than their content, tall axes).
+ */
+function useFontMetrics(vega: VegaModule): void {
+  const [regular, bold] = [FONT_FILES[0], FONT_FILES[1]].map((f) => (fs.existsSync(f) ? readFontWidths(f) : undefined));
+  if (!regular) return;
+  type Item = { fontSize?: number; fontWeight?: string | number; limit?: number };
+  const metrics = (vega as unknown as { textMetrics: { width: (item: Item, text: unknown) => number } }).textMetrics;
+  metrics.width = (item: Item, text: unknown) => {
+    const size = item.fontSize != null ? +item.fontSize || 0 : 11;
+    const heavy = item.fontWeight === 'bold' || item.fontWeight === 'bolder' || Number(item.fontWeight) >= 600;
+    const w = textWidth((heavy && bold) || regular, text == null ? '' : String(text).trim(), size);
+    return item.limit && item.limit > 0 ? Math.min(w, item.limit) : w;
+  };
 }
 
 let lastWarnings: string[] = [];

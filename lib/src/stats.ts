@@ -394,12 +394,17 @@ export function formatP(p: number): string {
   return p >= 1e-4 ? p.toFixed(4) : p === 0 ? '<1e-300' : p.toExponential(1);
 }
 
+/** Δ with its interval for a table cell: "+1.19 [+0.62, +1.75]" (`digits` decimals, default 2). */
+export function formatDeltaCI(delta: number, ci: readonly [number, number], digits = 2): string {
+  return `${signed(delta, digits)} [${signed(ci[0], digits)}, ${signed(ci[1], digits)}]`;
+}
+
 /**
  * One line for a table or log: "+1.19 [+0.62, +1.75] pp (McNemar p=0.0004)", with `digits`
  * decimals for Δ and its interval (default 2).
  */
 export function formatDelta(c: Pick<PairedComparison, 'delta' | 'ci' | 'mcnemarP'>, digits = 2): string {
-  return `${signed(c.delta, digits)} [${signed(c.ci[0], digits)}, ${signed(c.ci[1], digits)}] pp (McNemar p=${formatP(c.mcnemarP)})`;
+  return `${formatDeltaCI(c.delta, c.ci, digits)} pp (McNemar p=${formatP(c.mcnemarP)})`;
 }
 
 /** Δ over several seeds of the same comparison on the same examples. */

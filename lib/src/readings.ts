@@ -1,0 +1,350 @@
+/**
+ * Readings computed from experiment records: the paper's claims beside what the records show,
+ * as verdict rows (for a table) and short Markdown paragraphs (for `showMarkdown`). Nothing
+ * here is hard-coded about the outcome: every sentence is chosen by comparing numbers, and a
+ * claim the records cannot decide (too few epochs, identical curves) says so.
+ */
+import { decodeBits, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from './experiments.js';
+import type { Table1Row } from './tables.js';
+import { LAYER_TYPE_LABELS, METHOD_LABELS, attackLabel } from './tables.js';
+import { PAPER_RIFT, PAPER_TABLE1 } from './paper.js';
+import { resolveConfig, type ExperimentConfig } from './config.js';
+import { pairedComparison, formatDeltaCI, formatP, type PairedComparison } from './stats.js';
+import type { LayerTypeMode } from './finetune.js';
+
+/** A claim of the paper beside what our records show. */
+export type Verdict = {
+  claim: string;
+  measured: string;
+  verdict: 'matches' | 'does not match' | 'not testable';
+};
+
+const f2 = (x: number) => x.toFixed(2);
+const sgn = (x: number) => (x >= 0 ? `+${x.toFixed(2)}` : x.toFixed(2));
+const includes0 = (ci: readonly [number, number]) => ci[0] <= 0 && ci[1] >= 0;
+
+/** One binomial standard error (points) of an accuracy `pct` measured on `n` examples. */
+export function binomialSE(pct: number, n: number): number {
+  const p = Math.min(Math.max(pct / 100, 0), 1);
+  return 100 * Math.sqrt((p * (1 - p)) / Math.max(n, 1));
+}
+
+/** Markdown bullet list of verdicts: "- **matches** — claim: measured". */
+export function verdictMarkdown(vs: readonly Verdict[]): string {
+  return vs.map((v) => `- **${v.verdict}** — ${v.claim}: ${v.measured}`).join('\n');
+}
+
+type LT = Pick<LayerTypeRecord, 'mode' | 'history' | 'eval'>;
+
+/**
+ * Figures 1/2: the paper's five statements on layer-type fine-tuning checked against the curves.
+ * "First raises" = epoch 1 vs epoch 0; "loses later" = best fine-tuned robust accuracy minus the
+ * last epoch's; "best clean" = best clean accuracy over the fine-tuning epochs; "loses the most
+ * robustness" = last epoch's robust accuracy minus epoch 0's.
+ */
+export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
+  const by = new Map(records.map((r) => [r.mode, r]));
+  const name = (m: LayerTypeMode) => LAYER_TYPE_LABELS[m];
+  const out: Verdict[] = [];
+  for (const m of ['bn-only', 'conv-linear-only'] as const) {
+    const r = by.get(m);
+    const claim = `${name(m)} first raises both clean and robust accuracy`;
+    if (!r || r.history.length < 2) { out.push({ claim, measured: 'no fine-tuning epoch recorded', verdict: 'not testable' }); continue; }
+    const [h0, h1] = r.history;
+    const dc = h1.clean - h0.clean, dr = h1.robust - h0.robust;
+    out.push({ claim, measured: `epoch 1 vs 0: clean ${sgn(dc)}, robust ${sgn(dr)} pt`, verdict: dc > 0 && dr > 0 ? 'matches' : 'does not match' });
+  }
+  const lateLoss = (r: LT) => Math.max(...r.history.slice(1).map((h) => h.robust)) - r.history[r.history.length - 1].robust;
+  {
+    const bn = by.get('bn-only'), cl = by.get('conv-linear-only');
+    const claim = 'later in fine-tuning, Conv/Linear-only loses more robustness than BN-only';
+    const epochs = Math.min(bn?.history.length ?? 0, cl?.history.length ?? 0) - 1;
+    if (!bn || !cl || epochs < 2) {
+      out.push({ claim, measured: `${Math.max(epochs, 0)} fine-tuning epoch(s): a later loss needs at least 2`, verdict: 'not testable' });
+    } else {
+      const a = lateLoss(cl), b = lateLoss(bn);
+      out.push({ claim, measured: `robust drop from the best fine-tuned epoch to the last: Conv/Linear-only ${f2(a)}, BN-only ${f2(b)} pt`, verdict: a > b ? 'matches' : 'does not match' });
+    }
+  }
+  const modes = records.map((r) => r.mode);
+  const full = by.get('full');
+  if (!full || full.history.length < 2 || records.length < 2) {
+    out.push({ claim: 'Full fine-tuning gives the best clean accuracy', measured: 'needs Full and another mode with fine-tuning epochs', verdict: 'not testable' });
+    out.push({ claim: 'Full fine-tuning loses the most robustness', measured: 'needs Full and another mode with fine-tuning epochs', verdict: 'not testable' });
+    return out;
+  }
+  const bestClean = new Map(records.map((r) => [r.mode, Math.max(...r.history.slice(1).map((h) => h.clean))]));
+  const robustChange = new Map(records.map((r) => [r.mode, r.history[r.history.length - 1].robust - r.history[0].robust]));
+  const others = modes.filter((m) => m !== 'full');
+  out.push({
+    claim: 'Full fine-tuning gives the best clean accuracy',
+    measured: `best clean over the epochs: ${modes.map((m) => `${name(m)} ${f2(bestClean.get(m)!)}`).join(', ')}`,
+    verdict: others.every((m) => bestClean.get('full')! > bestClean.get(m)!) ? 'matches' : 'does not match',
+  });
+  out.push({
+    claim: 'Full fine-tuning loses the most robustness',
+    measured: `robust change, last epoch vs epoch 0: ${modes.map((m) => `${name(m)} ${sgn(robustChange.get(m)!)}`).join(', ')} pt`,
+    verdict: others.every((m) => robustChange.get('full')! < robustChange.get(m)!) && robustChange.get('full')! < 0 ? 'matches' : 'does not match',
+  });
+  return out;
+}
+
+/** Figures 1/2: the verdicts as a paragraph, with the noise yardstick and a warning when curves coincide. */
+export function layerTypeReading(records: readonly LT[]): string {
+  if (records.length === 0) return '_No layer-type records._';
+  const vs = layerTypeVerdicts(records);
+  const n = records[0].eval.n ?? 10_000;
+  const h0 = records[0].history[0];
+  const seR = binomialSE(h0.robust, n), seC = binomialSE(h0.clean, n);
+  const counts = (['matches', 'does not match', 'not testable'] as const).map((v) => `${vs.filter((x) => x.verdict === v).length} ${v}`).join(', ');
+  const same: string[] = [];
+  for (let i = 0; i < records.length; i++) {
+    for (let j = i + 1; j < records.length; j++) {
+      const a = records[i].history, b = records[j].history;
+      if (a.length === b.length && a.every((h, e) => h.clean === b[e].clean && h.robust === b[e].robust)) same.push(`${LAYER_TYPE_LABELS[records[i].mode]} = ${LAYER_TYPE_LABELS[records[j].mode]}`);
+    }
+  }
+  const epochs = Math.max(...records.map((r) => r.history.length - 1));
+  return [
+    `**Reading (computed from the records).** Of the paper's ${vs.length} statements: ${counts}.`,
+    '',
+    verdictMarkdown(vs),
+    '',
+    `Noise yardstick: ${n} evaluation images, so one binomial standard error is ±${f2(seC)} pt on clean and ±${f2(seR)} pt on robust accuracy ` +
+      `(all curves use the same images, so epoch-to-epoch differences are somewhat less noisy, but a difference below ~${f2(2 * seR)} pt should not be read as a trend). ` +
+      `${epochs} fine-tuning epoch(s) per mode (the paper does not state its count).`,
+    ...(same.length ? ['', `⚠ Identical curves (${same.join('; ')}): the modes cannot be told apart at this scale (e.g. a near-chance model), so the verdicts above mean nothing.`] : []),
+  ].join('\n');
+}
+
+/** Paired Δ of RiFT with BN against RiFT (same k and seed) on the same examples, final models. */
+export type MethodComparisonRow = {
+  k: number;
+  seed: number;
+  robust: PairedComparison;
+  clean: PairedComparison;
+};
+
+/** RiFT with BN − RiFT per (k, seed) from top-k records, paired on the evaluation examples. */
+export function methodComparisons(records: readonly Pick<RiftRecord, 'k' | 'seed' | 'method' | 'raw' | 'interpolated'>[]): MethodComparisonRow[] {
+  const out: MethodComparisonRow[] = [];
+  for (const a of records.filter((r) => r.method === 'rift')) {
+    const b = records.find((r) => r.method === 'rift-bn' && r.k === a.k && r.seed === a.seed);
+    if (!b) continue;
+    const fa = a.interpolated ?? a.raw, fb = b.interpolated ?? b.raw;
+    out.push({
+      k: a.k, seed: a.seed,
+      robust: pairedComparison(decodeBits(fa.robustBits), decodeBits(fb.robustBits)),
+      clean: pairedComparison(decodeBits(fa.cleanBits), decodeBits(fb.cleanBits)),
+    });
+  }
+  return out.sort((x, y) => x.k - y.k || x.seed - y.seed);
+}
+
+/** Table cells of `methodComparisons`. */
+export function methodComparisonCells(rows: readonly MethodComparisonRow[]): Array<Record<string, string | number>> {
+  return rows.map((r) => ({
+    k: r.k, seed: r.seed,
+    'robust: RiFT with BN − RiFT [95% CI]': formatDeltaCI(r.robust.delta, r.robust.ci), 'p robust': formatP(r.robust.mcnemarP),
+    'clean: RiFT with BN − RiFT [95% CI]': formatDeltaCI(r.clean.delta, r.clean.ci), 'p clean': formatP(r.clean.mcnemarP),
+  }));
+}
+
+/**
+ * Table 1: for how many k RiFT with BN beats RiFT (robust, clean) beside the paper's count, how
+ * many Δ-vs-base intervals include 0, the direct paired comparison of the two methods, and the
+ * size of the paper's differences against our interval widths.
+ */
+export function table1Reading(rows: readonly Table1Row[], comparisons: readonly MethodComparisonRow[] = []): string {
+  const ks = [...new Set(rows.map((r) => r.k))].sort((a, b) => a - b);
+  const pair = (k: number) => ({ a: rows.find((r) => r.k === k && r.method === 'rift'), b: rows.find((r) => r.k === k && r.method === 'rift-bn') });
+  const both = ks.filter((k) => pair(k).a && pair(k).b);
+  const paper = (k: number, m: string) => PAPER_TABLE1.rows.find((p) => p.k === k && p.method === m);
+  const paperKs = both.filter((k) => paper(k, 'rift') && paper(k, 'rift-bn'));
+  const winsR = both.filter((k) => pair(k).b!.deltaRobust > pair(k).a!.deltaRobust);
+  const winsC = both.filter((k) => pair(k).b!.deltaClean > pair(k).a!.deltaClean);
+  const pWinsR = paperKs.filter((k) => paper(k, 'rift-bn')!.robust > paper(k, 'rift')!.robust);
+  const pWinsC = paperKs.filter((k) => paper(k, 'rift-bn')!.clean > paper(k, 'rift')!.clean);
+  const list = (xs: number[]) => (xs.length ? `k = ${xs.join(', ')}` : 'none');
+  const lines = [
+    `**Reading (computed from the rows).** ${rows.length} runs, k = ${ks.join(', ')}.`,
+    '',
+    `- Δ robust: RiFT with BN above RiFT for **${winsR.length} of ${both.length}** k (${list(winsR)}); the paper: ${pWinsR.length} of ${paperKs.length} (${list(pWinsR)}).`,
+    `- Δ clean: RiFT with BN above RiFT for **${winsC.length} of ${both.length}** k (${list(winsC)}); the paper: ${pWinsC.length} of ${paperKs.length} (${list(pWinsC)}).`,
+  ];
+  for (const m of ['rift', 'rift-bn'] as const) {
+    const rs = rows.filter((r) => r.method === m);
+    const r0 = rs.filter((r) => includes0(r.deltaRobustCI)).length, c0 = rs.filter((r) => includes0(r.deltaCleanCI)).length;
+    const neg = rs.filter((r) => r.deltaRobust < 0).length;
+    lines.push(`- ${METHOD_LABELS[m]}: the 95% interval of Δ robust includes 0 for ${r0} of ${rs.length} k, of Δ clean for ${c0} of ${rs.length}; Δ robust < 0 for ${neg} of ${rs.length}.`);
+  }
+  if (comparisons.length) {
+    const sigR = comparisons.filter((c) => !includes0(c.robust.ci));
+    lines.push(`- Direct paired comparison (RiFT with BN − RiFT, same examples): the robust interval excludes 0 for ${sigR.length} of ${comparisons.length} (${sigR.map((c) => `k = ${c.k}: ${sgn(c.robust.delta)}`).join(', ') || 'none'}).`);
+  }
+  const half = rows.map((r) => (r.deltaRobustCI[1] - r.deltaRobustCI[0]) / 2).sort((a, b) => a - b);
+  const med = half.length ? half[Math.floor((half.length - 1) / 2)] : NaN;
+  const paperGaps = paperKs.map((k) => Math.abs(paper(k, 'rift-bn')!.robust - paper(k, 'rift')!.robust));
+  if (paperGaps.length && Number.isFinite(med)) {
+    lines.push(`- Scale: the paper's robust differences between the methods are ${f2(Math.min(...paperGaps))}–${f2(Math.max(...paperGaps))} pt; the median half-width of our Δ-robust intervals is ±${f2(med)} pt, so differences of the paper's size ${med > Math.max(...paperGaps) ? 'cannot be resolved at this evaluation size' : 'are within what this evaluation can resolve'}.`);
+  }
+  return lines.join('\n');
+}
+
+/** Figure 3: is RiFT with BN's BN-output distribution closer to init than RiFT's (1-Wasserstein)? */
+export function kdeVerdict(rec: Pick<KDERecord, 'models' | 'layer'>): Verdict {
+  const w = (n: string) => rec.models.find((m) => m.name === n)?.wassersteinToInit ?? NaN;
+  const a = w('RiFT'), b = w('RiFT with BN');
+  return {
+    claim: `RiFT with BN keeps the output distribution of ${rec.layer} closer to init than RiFT`,
+    measured: `1-Wasserstein distance to init: RiFT ${a.toFixed(4)}, RiFT with BN ${b.toFixed(4)}`,
+    verdict: !Number.isFinite(a) || !Number.isFinite(b) ? 'not testable' : b < a ? 'matches' : 'does not match',
+  };
+}
+
+/** Figure 3 reading: the verdict, the layer's role in each method, and mean / std shifts. */
+export function kdeReading(rec: Pick<KDERecord, 'models' | 'layer' | 'layerChoice' | 'n' | 'advSource'>, bnStats: { rift: string; riftBN: string }): string {
+  const v = kdeVerdict(rec);
+  const init = rec.models.find((m) => m.name === 'init')!;
+  const role = (name: 'RiFT' | 'RiFT with BN', policy: string) => {
+    const m = rec.models.find((x) => x.name === name)!;
+    const trained = m.modules.includes(rec.layer);
+    const stats = policy === 'all' || (policy === 'selected' && trained);
+    return `${name} ${trained ? 'fine-tuned' : 'did not select'} this layer and ${stats ? 're-estimated' : 'kept'} its running statistics (policy '${policy}'); mean ${sgn(m.mean - init.mean)}, std ${sgn(m.std - init.std)} vs init`;
+  };
+  return [
+    `**Reading (computed from the record).** ${verdictMarkdown([v]).slice(2)}.`,
+    '',
+    `- Layer: ${rec.layer} (${rec.layerChoice}); ${rec.n} test images, adversarial examples crafted against ${rec.advSource === 'own' ? 'each model itself' : 'the base model'}.`,
+    `- ${role('RiFT', bnStats.rift)}.`,
+    `- ${role('RiFT with BN', bnStats.riftBN)}.`,
+    '- The distances come from one run and a subsample of the outputs; they describe the shift, not its uncertainty.',
+  ].join('\n');
+}
+
+/** Paired Δ (b − a) between two scored models on the same examples, clean and robust. */
+export function pairedScores(a: Pick<ModelScore, 'cleanBits' | 'robustBits'>, b: Pick<ModelScore, 'cleanBits' | 'robustBits'>): { clean: PairedComparison; robust: PairedComparison } {
+  return {
+    clean: pairedComparison(decodeBits(a.cleanBits), decodeBits(b.cleanBits)),
+    robust: pairedComparison(decodeBits(a.robustBits), decodeBits(b.robustBits)),
+  };
+}
+
+/**
+ * BN-statistics policy ablation (RiFT with BN at one k): the policy with the best Δ robust and
+ * Δ clean, each other policy against `reference` (paired), and whether the selection holds a BN
+ * layer at all (without one, 'selected' re-estimates nothing, like 'none').
+ */
+export function bnPolicyReading(runs: ReadonlyArray<{ policy: string; record: Pick<RiftRecord, 'raw' | 'interpolated' | 'modules' | 'k'> }>, bnModules: readonly string[], reference = 'selected'): string {
+  if (runs.length === 0) return '_No runs._';
+  const fin = (r: (typeof runs)[number]) => r.record.interpolated ?? r.record.raw;
+  const best = (key: 'robust' | 'clean') => runs.reduce((a, b) => (fin(b)[key] > fin(a)[key] ? b : a));
+  const ref = runs.find((r) => r.policy === reference);
+  const selectedBN = runs[0].record.modules.filter((m) => bnModules.includes(m));
+  const lines = [
+    `**Reading (computed from the records).** RiFT with BN, k = ${runs[0].record.k}, modules ${runs[0].record.modules.join(', ')} — ${selectedBN.length ? `BN layers among them: ${selectedBN.join(', ')}` : "no BN layer among them, so 'selected' re-estimates no statistics and should equal 'none'"}.`,
+    '',
+    `- Highest robust accuracy: '${best('robust').policy}' (${f2(fin(best('robust')).robust)}%); highest clean: '${best('clean').policy}' (${f2(fin(best('clean')).clean)}%).`,
+  ];
+  if (ref) {
+    for (const r of runs.filter((x) => x !== ref)) {
+      const p = pairedScores(fin(ref), fin(r));
+      const sig = (c: PairedComparison) => (includes0(c.ci) ? 'interval includes 0' : 'interval excludes 0');
+      lines.push(`- '${r.policy}' − '${reference}': robust ${formatDeltaCI(p.robust.delta, p.robust.ci)} pt (${sig(p.robust)}), clean ${formatDeltaCI(p.clean.delta, p.clean.ci)} pt (${sig(p.clean)}).`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Interpolation on vs off: per method the α chosen and the paired change it makes (interpolated − raw). */
+export function interpolationReading(records: readonly Pick<RiftRecord, 'method' | 'k' | 'raw' | 'interpolated'>[]): string {
+  const lines = ['**Reading (computed from the records).** Interpolated model minus the raw fine-tuned model (the best-clean epoch), paired on the same examples:', ''];
+  for (const r of records) {
+    if (!r.interpolated) { lines.push(`- ${METHOD_LABELS[r.method]} k = ${r.k}: interpolation was off in this run.`); continue; }
+    const p = pairedScores(r.raw, r.interpolated);
+    const what = r.interpolated.alpha === 1 ? 'α = 1 was chosen: the interpolated model is the fine-tuned one, so on and off coincide'
+      : r.interpolated.alpha === 0 ? 'α = 0 was chosen: interpolation returned the base model (no fine-tuned point kept robust accuracy within the tolerance)'
+        : `α = ${r.interpolated.alpha}`;
+    lines.push(`- ${METHOD_LABELS[r.method]} k = ${r.k}: ${what}; robust ${formatDeltaCI(p.robust.delta, p.robust.ci)}, clean ${formatDeltaCI(p.clean.delta, p.clean.ci)} pt.`);
+  }
+  return lines.join('\n');
+}
+
+/** Worst-of-R vs single PGD: the gap per model and whether it changes the models' order. */
+export function restartsReading(rec: Pick<RestartsRecord, 'models' | 'restarts' | 'n'>): string {
+  const lo = rec.restarts[0], hi = rec.restarts[rec.restarts.length - 1];
+  const robust = (m: RestartsRecord['models'][number], r: number) => m.runs.find((x) => x.restarts === r)!.robust;
+  const order = (r: number) => [...rec.models].sort((a, b) => robust(b, r) - robust(a, r)).map((m) => m.name).join(' > ');
+  const gaps = rec.models.map((m) => m.gap.delta);
+  const mean = gaps.reduce((a, b) => a + b, 0) / Math.max(gaps.length, 1);
+  const same = order(lo) === order(hi);
+  const sig = rec.models.filter((m) => !includes0(m.gap.ci));
+  return [
+    `**Reading (computed from the record).** Worst-of-${hi} PGD minus ${lo === 1 ? 'single-run' : `worst-of-${lo}`} PGD robust accuracy on ${rec.n} images, paired per example:`,
+    '',
+    ...rec.models.map((m) => `- ${m.name}: ${formatDeltaCI(m.gap.delta, m.gap.ci)} pt (${includes0(m.gap.ci) ? 'interval includes 0' : 'interval excludes 0'}).`),
+    `- Mean gap ${sgn(mean)} pt. Order by robust accuracy: ${order(lo)} (×${lo}) vs ${order(hi)} (×${hi}) — ${same ? 'unchanged' : 'changed'}. ` +
+      (sig.length
+        ? `The stronger attack changes robust accuracy measurably for ${sig.length} of ${rec.models.length} models (${sig.map((m) => m.name).join(', ')}): numbers measured with different restarts (RiFT's code ×1, its paper ×3) are not comparable.`
+        : `No gap is distinguishable from 0 at ${rec.n} images; still, only numbers measured with the same attack should be compared.`),
+  ].join('\n');
+}
+
+/** Parameters of the full-width CIFAR ResNet-18 (the paper's model), for scale statements. */
+export const RESNET18_PARAMS = 11_173_962;
+
+/**
+ * The base model against the paper's: accuracies and their gaps, the noise yardstick, and the
+ * scale at which ours was trained (width, epochs, training attack, data) against the paper's.
+ */
+export function baseReading(base: Pick<BaseRecord, 'clean' | 'robust' | 'n'>, config: Pick<ExperimentConfig, 'profile' | 'advTrain' | 'eval'>, params: number): string {
+  const p = PAPER_TABLE1.base;
+  const ref = resolveConfig('paper').advTrain;
+  const t = config.advTrain;
+  const reduced: string[] = [];
+  if (t.width < ref.width) reduced.push(`width ×${t.width} (${(params / 1e6).toFixed(2)} M parameters vs ${(RESNET18_PARAMS / 1e6).toFixed(1)} M)`);
+  if (t.epochs < ref.epochs) reduced.push(`${t.epochs} PGD-AT epochs vs ${ref.epochs}`);
+  if (t.attack.steps < ref.attack.steps) reduced.push(`a PGD-${t.attack.steps} training attack vs PGD-${ref.attack.steps}`);
+  if (t.trainN !== null) reduced.push(`${t.trainN} training images vs 50,000`);
+  const lines = [
+    `**Reading (computed from the record).** Our base model: ${f2(base.clean)}% clean (paper ${f2(p.clean)}, ${sgn(base.clean - p.clean)} pt) and ` +
+      `${f2(base.robust)}% ${attackLabel(config.eval.attack)} robust accuracy (paper ${f2(p.robust)}, ${sgn(base.robust - p.robust)} pt) on ${base.n} test images ` +
+      `(one binomial standard error: ±${f2(binomialSE(base.clean, base.n))} / ±${f2(binomialSE(base.robust, base.n))} pt). ` +
+      `Clean − robust gap: ${f2(base.clean - base.robust)} pt (paper ${f2(p.clean - p.robust)}).`,
+    '',
+    reduced.length
+      ? `Reduced scale: ${reduced.join(', ')}. Lower absolute accuracies than the paper's are expected from this alone, so our numbers are not the paper's numbers; what the later notebooks compare is the change from THIS base, measured on the same ${base.n} images.`
+      : 'Trained at the paper\'s scale: the absolute numbers are directly comparable to the paper\'s.',
+  ];
+  if (config.profile === 'smoke') lines.push('', '⚠ Smoke profile: a seconds-long run that tests the pipeline; its numbers mean nothing.');
+  return lines.join('\n');
+}
+
+/**
+ * The MRC ranking: where BN layers fall among all modules, which top-k selections of RiFT with
+ * BN contain BN layers, and whether RiFT's two published examples come out in the same order.
+ */
+export function mrcReading(mrc: Pick<MRCRecord, 'ranking' | 'advSetSize'>, ks: readonly number[]): string {
+  const sorted = [...mrc.ranking].sort((a, b) => a.mrc - b.mrc);
+  const rank = new Map(sorted.map((e, i) => [e.module, i + 1]));
+  const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : NaN; };
+  const bn = sorted.filter((e) => e.kind === 'bn'), other = sorted.filter((e) => e.kind !== 'bn');
+  const withBN = ks.filter((k) => sorted.slice(0, k).some((e) => e.kind === 'bn'));
+  const kMax = Math.max(...ks);
+  const nBN = sorted.slice(0, kMax).filter((e) => e.kind === 'bn').length;
+  const [ex1, ex2] = PAPER_RIFT.mrcExamples;
+  const a = sorted.find((e) => e.module === ex1.module), b = sorted.find((e) => e.module === ex2.module);
+  const lines = [
+    `**Reading (computed from the record).** ${sorted.length} modules ranked (${bn.length} BN, ${other.length} conv/linear) on ${mrc.advSetSize} fixed adversarial examples.`,
+    '',
+    `- BN layers' median rank is ${med(bn.map((e) => rank.get(e.module)!))} and conv/linear modules' ${med(other.map((e) => rank.get(e.module)!))} (1 = lowest MRC): BN layers are ${med(bn.map((e) => rank.get(e.module)!)) < med(other.map((e) => rank.get(e.module)!)) ? 'less' : 'more'} robust-critical than conv/linear modules on the median.`,
+    `- ${nBN} of the ${kMax} lowest-MRC modules are BN layers; RiFT with BN's selection contains a BN layer for ${withBN.length ? `k = ${withBN.join(', ')}` : 'no k'} of k = ${ks.join(', ')}` +
+      (withBN.length < ks.length ? ' — where it does not, it selects the same modules as RiFT and differs from it only in its BN-statistics policy.' : '.'),
+  ];
+  if (a && b) {
+    const same = a.mrc < b.mrc;
+    const rr = (m: string) => other.findIndex((e) => e.module === m) + 1;
+    lines.push(`- RiFT's examples: ${ex1.module} MRC ${ex1.mrc} and ${ex2.module} ${ex2.mrc} in its paper; ours ${a.mrc.toFixed(3)} and ${b.mrc.toFixed(3)} (ranks ${rr(a.module)} and ${rr(b.module)} of ${other.length} conv/linear modules) — the order ${same ? 'matches' : 'does not match'}. Absolute MRC values depend on the model's loss scale (ours is smaller and trained shorter), so only the order is comparable.`);
+  }
+  return lines.join('\n');
+}

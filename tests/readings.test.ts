@@ -1,0 +1,221 @@
+/**
+ * Notebook helpers without TF.js: table/chart rows built from records (tables.ts) and the
+ * computed readings (readings.ts), on small hand-made records whose answers are known.
+ */
+import { test, describe } from 'node:test';
+import * as assert from 'node:assert/strict';
+import {
+  attackLabel, layerTypeCurveRows, layerTypeTableRows, mrcRows, mrcSelectionRows, scoreCells, deltaBars,
+  table1DisplayRows, table1DetailRows, table1DeltaBars, type Table1Row,
+} from '../lib/src/tables.js';
+import {
+  layerTypeVerdicts, layerTypeReading, table1Reading, methodComparisons, methodComparisonCells, kdeVerdict, kdeReading,
+  bnPolicyReading, interpolationReading, restartsReading, baseReading, mrcReading, binomialSE,
+} from '../lib/src/readings.js';
+import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord } from '../lib/src/experiments.js';
+import { pairedComparison } from '../lib/src/stats.js';
+import { resolveConfig } from '../lib/src/config.js';
+import { PAPER_TABLE1 } from '../lib/src/paper.js';
+
+const attack = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 };
+
+function lt(mode: LayerTypeRecord['mode'], points: Array<[number, number]>): Pick<LayerTypeRecord, 'mode' | 'history' | 'eval'> {
+  return {
+    mode, eval: { n: 1000, attack, batchSize: 256 },
+    history: points.map(([clean, robust], epoch) => ({ epoch, lr: epoch ? 1e-3 : null, trainLoss: null, clean, robust, trainSeconds: 0, evalSeconds: 0 })),
+  };
+}
+
+/** The paper's picture: both partial modes rise first; Conv/Linear-only then falls more; Full best clean, most robustness lost. */
+const paperLike = [
+  lt('bn-only', [[80, 50], [81, 51], [81.5, 50.8], [81.6, 50.7]]),
+  lt('conv-linear-only', [[80, 50], [81.5, 50.5], [82, 49.5], [82.2, 49]]),
+  lt('full', [[80, 50], [82, 49], [83, 48], [83.5, 47]]),
+];
+
+function bits(n: number, ones: number[]): Uint8Array {
+  const a = new Uint8Array(n);
+  for (const i of ones) a[i] = 1;
+  return a;
+}
+
+/** A score from per-example vectors, paired against `base`. */
+function score(base: { clean: Uint8Array; robust: Uint8Array }, clean: Uint8Array, robust: Uint8Array): ModelScore {
+  const pct = (a: Uint8Array) => (100 * a.reduce((s, v) => s + v, 0)) / a.length;
+  return {
+    clean: pct(clean), robust: pct(robust), cleanBits: encodeBits(clean), robustBits: encodeBits(robust),
+    vsBase: { clean: pairedComparison(base.clean, clean, { resamples: 500 }), robust: pairedComparison(base.robust, robust, { resamples: 500 }) },
+  };
+}
+
+const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+
+function mrcRecord(): Pick<MRCRecord, 'ranking' | 'advSetSize'> {
+  const mods: Array<[string, 'conv' | 'bn' | 'linear', number]> = [
+    ['conv1', 'conv', 3], ['bn1', 'bn', 0.2], ['layer2.1.conv2', 'conv', 0.5], ['layer2.1.bn2', 'bn', 0.1], ['layer4.1.conv1', 'conv', 9], ['linear', 'linear', 1],
+  ];
+  return {
+    advSetSize: 100,
+    ranking: mods.map(([module, kind, mrc], index) => ({
+      module, kind, index, mrc, lossBefore: 1, lossMax: 1 + mrc, accuracyBefore: 50, accuracyAtMax: 50 - mrc, accuracyDrop: -mrc,
+      epochLosses: [1 + mrc], firstProjectionEpoch: 1, finalRelativeNorm: 0.1, keys: [], seconds: 0,
+    })).sort((a, b) => a.mrc - b.mrc),
+  };
+}
+
+describe('rows for tables and charts', () => {
+  test('attack labels; Figure 1/2 curve rows (long, panel per metric) and table rows (Δ since epoch 0)', () => {
+    assert.equal(attackLabel(attack), 'PGD-10');
+    assert.equal(attackLabel({ steps: 10, restarts: 3 }), 'PGD-10×3');
+    const rows = layerTypeCurveRows(paperLike);
+    assert.equal(rows.length, 3 * 4 * 2);
+    assert.deepEqual(rows.slice(0, 2), [
+      { mode: 'BN-only', epoch: 0, metric: 'Normal (clean)', accuracy: 80 },
+      { mode: 'BN-only', epoch: 0, metric: 'Adv (PGD-10)', accuracy: 50 },
+    ]);
+    const table = layerTypeTableRows(paperLike);
+    assert.equal(table.length, 12);
+    assert.deepEqual(table[11], { mode: 'Full', epoch: 3, lr: '1e-3', clean: 83.5, robust: 47, 'Δ clean': 3.5, 'Δ robust': -3 });
+    assert.equal(table[0].lr, null);
+  });
+
+  test('MRC rows in network order with ranks and selections; selections per k', () => {
+    const rows = mrcRows(mrcRecord(), 2);
+    assert.deepEqual(rows.map((r) => r.module), ['conv1', 'bn1', 'layer2.1.conv2', 'layer2.1.bn2', 'layer4.1.conv1', 'linear']);
+    const by = Object.fromEntries(rows.map((r) => [r.module, r]));
+    assert.equal(by['layer2.1.bn2'].rank, 1);
+    assert.equal(by['layer2.1.bn2'].rankRiFT, null);
+    assert.equal(by['layer2.1.conv2'].rankRiFT, 1);
+    assert.deepEqual(rows.filter((r) => r.riftBN).map((r) => r.module), ['bn1', 'layer2.1.bn2']);
+    assert.deepEqual(rows.filter((r) => r.rift).map((r) => r.module), ['layer2.1.conv2', 'linear']);
+    assert.equal(rows.filter((r) => r.selected).length, 4);
+    const sel = mrcSelectionRows(mrcRecord(), [1, 3]);
+    assert.deepEqual(sel[1], { k: 3, RiFT: 'layer2.1.conv2, linear, conv1', 'RiFT with BN': 'layer2.1.bn2, bn1, layer2.1.conv2', 'BN layers in RiFT with BN': 2, 'modules in both': 1 });
+  });
+
+  test('score cells and Δ bars carry Δ, interval and McNemar p', () => {
+    const n = 100;
+    const base = { clean: bits(n, range(0, 80)), robust: bits(n, range(0, 50)) };
+    const s = score(base, bits(n, range(0, 90)), bits(n, range(0, 50)));
+    const cells = scoreCells(s);
+    assert.equal(cells.clean, 90);
+    assert.match(String(cells['Δ clean [95% CI]']), /^\+10\.00 \[\+\d/);
+    assert.equal(cells['Δ robust [95% CI]'], '+0.00 [+0.00, +0.00]');
+    assert.equal(cells['p robust'], '1');
+    const b = deltaBars({ policy: 'all' }, s, { clean: 1, robust: null });
+    assert.deepEqual(b.map((x) => [x.policy, x.metric, x.delta, x.paper]), [['all', 'Δ robust', 0, null], ['all', 'Δ clean', 10, 1]]);
+  });
+
+  test('Table 1 display rows: base row first, paper Δ beside ours, α; Δ bars per k with the paper\'s Δ', () => {
+    const rows: Table1Row[] = [1, 2].flatMap((k) => (['rift', 'rift-bn'] as const).map((method) => ({
+      k, method, seeds: 1, clean: 70, cleanStd: null, robust: 40, robustStd: null, deltaClean: 1, deltaCleanCI: [0.5, 1.5] as [number, number],
+      deltaRobust: method === 'rift' ? -0.2 : 0.3, deltaRobustCI: [-0.5, 0.8] as [number, number], mcnemarPClean: 0.01, mcnemarPRobust: 0.5,
+      modules: 'm', alphas: [0.5], paperClean: PAPER_TABLE1.rows.find((p) => p.k === k && p.method === method)!.clean, paperRobust: PAPER_TABLE1.rows.find((p) => p.k === k && p.method === method)!.robust,
+    })));
+    const d = table1DisplayRows(rows, { clean: 69, robust: 40 });
+    assert.equal(d.length, 5);
+    assert.equal(d[0].method, 'Base (PGD-AT)');
+    assert.deepEqual(Object.keys(d[0]), Object.keys(d[1]), 'the base row has every column, in the same order');
+    assert.equal(d[1]['Δ robust [95% CI]'], '-0.20 [-0.50, +0.80]');
+    assert.ok(Math.abs((d[1]['paper Δ clean'] as number) - 1.69) < 1e-9);
+    const detail = table1DetailRows(rows);
+    assert.deepEqual(detail[0], { k: 1, method: 'RiFT', 'McNemar p (clean)': '0.0100', 'McNemar p (robust)': '0.5000', modules: 'm', α: '0.5' });
+    const bars = table1DeltaBars(rows);
+    assert.equal(bars.length, 8);
+    assert.deepEqual([bars[0].k, bars[0].method, bars[0].metric], ['k = 1', 'RiFT', 'Δ robust']);
+    assert.ok(Math.abs(bars[0].paper! - 0.16) < 1e-9);
+  });
+});
+
+describe('readings', () => {
+  test('Figure 1/2 verdicts: the paper\'s picture matches all five; one epoch leaves the "later" claim untestable', () => {
+    const vs = layerTypeVerdicts(paperLike);
+    assert.deepEqual(vs.map((v) => v.verdict), ['matches', 'matches', 'matches', 'matches', 'matches']);
+    const flipped = layerTypeVerdicts([lt('bn-only', [[80, 50], [79, 49]]), lt('conv-linear-only', [[80, 50], [81, 51]]), lt('full', [[80, 50], [80.5, 52]])]);
+    assert.deepEqual(flipped.map((v) => v.verdict), ['does not match', 'matches', 'not testable', 'does not match', 'does not match']);
+    assert.match(layerTypeReading(paperLike), /5 matches, 0 does not match, 0 not testable/);
+    assert.doesNotMatch(layerTypeReading(paperLike), /Identical curves/);
+    const same = layerTypeReading([lt('bn-only', [[10, 5], [11, 6]]), lt('full', [[10, 5], [11, 6]])]);
+    assert.match(same, /Identical curves \(BN-only = Full\)/);
+    assert.match(same, new RegExp(`±${binomialSE(5, 1000).toFixed(2)} pt on robust`));
+  });
+
+  test('Table 1 reading counts wins against the paper, intervals with 0, and paired method comparisons', () => {
+    const n = 200;
+    const base = { clean: bits(n, range(0, 140)), robust: bits(n, range(0, 80)) };
+    const rec = (method: RiftRecord['method'], k: number, robustOnes: number[]): RiftRecord => ({
+      method, k, seed: 0, raw: score(base, bits(n, range(0, 150)), bits(n, robustOnes)), interpolated: null,
+    }) as unknown as RiftRecord;
+    const recs = [rec('rift', 1, range(0, 80)), rec('rift-bn', 1, range(0, 90)), rec('rift', 2, range(0, 78)), rec('rift-bn', 2, range(0, 100))];
+    const comps = methodComparisons(recs);
+    assert.deepEqual(comps.map((c) => [c.k, c.robust.delta]), [[1, 5], [2, 11]]);
+    assert.equal(methodComparisonCells(comps)[1]['robust: RiFT with BN − RiFT [95% CI]'].toString().slice(0, 6), '+11.00');
+    const rows: Table1Row[] = recs.map((r) => ({
+      k: r.k, method: r.method, seeds: 1, clean: r.raw.clean, cleanStd: null, robust: r.raw.robust, robustStd: null,
+      deltaClean: r.raw.vsBase.clean.delta, deltaCleanCI: r.raw.vsBase.clean.ci, deltaRobust: r.raw.vsBase.robust.delta, deltaRobustCI: r.raw.vsBase.robust.ci,
+      mcnemarPClean: 0, mcnemarPRobust: 0, modules: '', alphas: [null], paperClean: null, paperRobust: null,
+    }));
+    const text = table1Reading(rows, comps);
+    assert.match(text, /Δ robust: RiFT with BN above RiFT for \*\*2 of 2\*\* k \(k = 1, 2\); the paper: 1 of 2 \(k = 2\)/);
+    assert.match(text, /Δ clean: RiFT with BN above RiFT for \*\*0 of 2\*\* k \(none\); the paper: 1 of 2 \(k = 2\)/);
+    assert.match(text, /RiFT: the 95% interval of Δ robust includes 0 for 2 of 2 k/);
+    assert.match(text, /Δ robust < 0 for 1 of 2/);
+    assert.match(text, /robust interval excludes 0 for \d of 2/);
+    assert.match(text, /cannot be resolved at this evaluation size/);
+  });
+
+  test('Figure 3 verdict and reading follow the distances and each method\'s BN policy', () => {
+    const m = (name: 'init' | 'RiFT' | 'RiFT with BN', w: number, modules: string[]) => ({ name, modules, density: [], mean: w, std: 1 + w, wassersteinToInit: w, bandwidth: 0.1 });
+    const rec = { layer: 'layer3.0.bn1', layerChoice: 'x', n: 256, advSource: 'own' as const, models: [m('init', 0, []), m('RiFT', 0.3, ['conv1']), m('RiFT with BN', 0.1, ['layer3.0.bn1'])] };
+    assert.equal(kdeVerdict(rec).verdict, 'matches');
+    assert.equal(kdeVerdict({ ...rec, models: [rec.models[0], m('RiFT', 0.1, []), m('RiFT with BN', 0.3, [])] }).verdict, 'does not match');
+    const text = kdeReading(rec, { rift: 'all', riftBN: 'selected' });
+    assert.match(text, /RiFT did not select this layer and re-estimated its running statistics \(policy 'all'\)/);
+    assert.match(text, /RiFT with BN fine-tuned this layer and re-estimated its running statistics \(policy 'selected'\)/);
+  });
+
+  test('BN-policy, interpolation and restarts readings', () => {
+    const n = 100;
+    const base = { clean: bits(n, range(0, 70)), robust: bits(n, range(0, 40)) };
+    const r = (robustTo: number, modules: string[]) => ({ k: 2, modules, interpolated: null, raw: score(base, bits(n, range(0, 75)), bits(n, range(0, robustTo))) });
+    const policy = bnPolicyReading([{ policy: 'all', record: r(38, ['conv1', 'bn1']) }, { policy: 'selected', record: r(45, ['conv1', 'bn1']) }, { policy: 'none', record: r(41, ['conv1', 'bn1']) }], ['bn1']);
+    assert.match(policy, /BN layers among them: bn1/);
+    assert.match(policy, /Highest robust accuracy: 'selected' \(45\.00%\)/);
+    assert.match(policy, /'all' − 'selected': robust -7\.00/);
+    assert.match(bnPolicyReading([{ policy: 'selected', record: r(40, ['conv1']) }], ['bn1']), /no BN layer among them/);
+
+    const raw = score(base, bits(n, range(0, 80)), bits(n, range(0, 35)));
+    const half = score(base, bits(n, range(0, 76)), bits(n, range(0, 40)));
+    const interp = interpolationReading([
+      { method: 'rift', k: 2, raw, interpolated: { ...half, alpha: 0.5, points: [] } },
+      { method: 'rift-bn', k: 2, raw, interpolated: { ...raw, alpha: 1, points: [] } },
+      { method: 'rift-bn', k: 3, raw, interpolated: null },
+    ]);
+    assert.match(interp, /RiFT k = 2: α = 0\.5; robust \+5\.00/);
+    assert.match(interp, /α = 1 was chosen/);
+    assert.match(interp, /interpolation was off/);
+
+    const run = (restarts: number, ones: number) => ({ restarts, robust: ones, robustBits: encodeBits(bits(n, range(0, ones))), seconds: 0 });
+    const model = (name: string, a: number, b: number) => ({ name, file: '', sha256: '', clean: 70, runs: [run(1, a), run(3, b)], gap: pairedComparison(bits(n, range(0, a)), bits(n, range(0, b)), { resamples: 500 }) });
+    const rec: Pick<RestartsRecord, 'models' | 'restarts' | 'n'> = { n, restarts: [1, 3], models: [model('base', 40, 40), model('RiFT', 42, 30), model('RiFT with BN', 41, 39)] };
+    const text = restartsReading(rec);
+    assert.match(text, /RiFT: -12\.00 \[/);
+    assert.match(text, /changed/);
+    assert.match(text, /measurably for 1 of 3 models \(RiFT\)/);
+  });
+
+  test('base and MRC readings', () => {
+    const quick = resolveConfig('quick');
+    const text = baseReading({ clean: 70, robust: 40, n: 1000 }, quick, 701_466);
+    assert.match(text, /70\.00% clean \(paper 81\.45, -11\.45 pt\)/);
+    assert.match(text, /width ×0\.25 \(0\.70 M parameters vs 11\.2 M\), 15 PGD-AT epochs vs 110, a PGD-3 training attack vs PGD-10/);
+    assert.doesNotMatch(text, /Smoke profile/);
+    assert.match(baseReading({ clean: 10, robust: 5, n: 64 }, resolveConfig('smoke'), 1000), /Smoke profile/);
+    assert.match(baseReading({ clean: 81, robust: 53, n: 10000 }, resolveConfig('paper'), 11_173_962), /paper's scale/);
+
+    const m = mrcReading(mrcRecord(), [1, 2]);
+    assert.match(m, /6 modules ranked \(2 BN, 4 conv\/linear\) on 100/);
+    assert.match(m, /2 of the 2 lowest-MRC modules are BN layers/);
+    assert.match(m, /ours 0\.500 and 9\.000 \(ranks 1 and 4 of 4 conv\/linear modules\) — the order matches/);
+  });
+});
