@@ -37,13 +37,14 @@ test('PGD-AT smoke run: checkpoints + log; kill -9 mid-epoch and rerun ends with
   assert.match(full.stdout, /done: 2 epochs/);
   for (const f of ['last.rbn', 'best.rbn', 'metrics.jsonl', 'config.json']) assert.ok(fs.existsSync(path.join(a, f)), f);
 
-  // Run b: SIGKILL shortly after epoch 1 completes (inside epoch 2), then rerun.
+  // Run b: SIGKILL right after epoch 1 completes (inside epoch 2), then rerun.
   await new Promise<void>((resolve, reject) => {
     const child = spawn(NODE, [...ARGS, '--out', b], { cwd: ROOT, env });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
-      if (/epoch 1\/2 lr/.test(out)) setTimeout(() => child.kill('SIGKILL'), 800);
+      // The epoch-1 line is printed after its checkpoint is written: kill at once, inside epoch 2.
+      if (/epoch 1\/2 lr/.test(out)) child.kill('SIGKILL');
     });
     child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`not killed: exit ${code}\n${out}`))));
   });
