@@ -31,7 +31,7 @@ runMain(async () => {
   const { values } = parseArgs({
     options: {
       widths: { type: 'string', default: '1,0.25' },
-      batches: { type: 'string', default: '128' },
+      batches: { type: 'string', default: '32,128' },
       batch: { type: 'string' },
       iterations: { type: 'string', default: '5' },
       backends: { type: 'string' },
