@@ -6,13 +6,9 @@ import { createResNet18 } from '../lib/src/model.js';
 import { batchNormTrain } from '../lib/src/batchnorm.js';
 import { crossEntropy } from '../lib/src/losses.js';
 import { mulberry32 } from '../lib/src/rng.js';
+import { randImages, assertNoLeak } from './helpers.js';
 
 before(async () => { await initEngine({ backend: (process.env.RIFT_TEST_BACKEND ?? 'wasm') as 'wasm' }); });
-
-function randImages(b: number, seed: number): tf.Tensor4D {
-  const r = mulberry32(seed);
-  return tf.tensor4d(Float32Array.from({ length: b * 32 * 32 * 3 }, () => r()), [b, 32, 32, 3]);
-}
 
 test('full-width ResNet-18 has 11,173,962 parameters and PyTorch module names', () => {
   const m = createResNet18({ width: 1, numClasses: 10 });
@@ -165,7 +161,6 @@ test('training step: loss decreases on a fixed batch, gradients reach every trai
 });
 
 test('module registry: snapshot/restore one module, write, bnOutput; no leaks', async () => {
-  const { assertNoLeak } = await import('./helpers.js');
   const m = createResNet18({ width: 0.125 }, 6);
   const x = randImages(3, 6);
   try {

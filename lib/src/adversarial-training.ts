@@ -118,7 +118,7 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
       opt.lr = lrAt(t, e);
       const r = await trainEpoch(model, opt, train, {
         indices: trainIdx, batchSize: t.batchSize, seed: (t.seed * 1_000_003 + e) >>> 0, augment: true,
-        attack: { eps: t.attack.eps, alpha: t.attack.alpha, steps: t.attack.steps, randomStart: t.attack.randomStart, restarts: t.attack.restarts },
+        attack: t.attack,
         label: `epoch ${e + 1}/${t.epochs} train`, progress: options.progress === false ? false : {},
       });
       const ev = await evaluate(model, test, {

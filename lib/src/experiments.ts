@@ -16,7 +16,7 @@ import { interpolationSweep } from './interpolate.js';
 import { pairedComparison, type PairedComparison } from './stats.js';
 import { ResultCache } from './cache.js';
 import { engineInfo } from './engine.js';
-import type { ExperimentConfig, AttackConfig } from './config.js';
+import type { ExperimentConfig } from './config.js';
 import type { ResNet18 } from './model.js';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -126,10 +126,6 @@ export interface LayerTypeRecord extends Common {
   history: FinetuneEpoch[];
 }
 
-function pgdOf(a: AttackConfig) {
-  return { eps: a.eps, alpha: a.alpha, steps: a.steps, randomStart: a.randomStart, restarts: a.restarts };
-}
-
 interface Loaded {
   train: CifarData;
   test: CifarData;
@@ -170,7 +166,7 @@ export async function runBaseEvaluation(inp: ExperimentInputs): Promise<BaseReco
   const d = loadInputs(inp);
   const material = { v: EXPERIMENT_VERSION, kind: 'base', dataset: inp.config.dataset, sha: d.sha, eval: inp.config.eval };
   const r = await cache.getOrCompute<BaseRecord>('base', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
-    const ev = await evaluate(model, d.test, { indices: d.evalIdx, attack: pgdOf(inp.config.eval.attack), batchSize: inp.config.eval.batchSize, label: 'base eval', progress: inp.progress === false ? false : {} });
+    const ev = await evaluate(model, d.test, { indices: d.evalIdx, attack: inp.config.eval.attack, batchSize: inp.config.eval.batchSize, label: 'base eval', progress: inp.progress === false ? false : {} });
     log(inp)(`base: clean ${ev.clean.accuracy.toFixed(2)}% robust ${ev.robust!.accuracy.toFixed(2)}% on ${ev.n} test images`);
     return {
       ...common(inp, ctx.key, d.sha, { eval: ev.seconds }), kind: 'base', eval: inp.config.eval, n: ev.n,
@@ -189,7 +185,7 @@ export async function runMRCExperiment(inp: ExperimentInputs): Promise<MRCRecord
   const r = await cache.getOrCompute<MRCRecord>('mrc', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
     const test = loadCifar({ dataset: c.dataset, split: 'test' });
     const t0 = Date.now();
-    const set = await makeAdversarialSet(model, test, { n: c.mrc.advN, attack: pgdOf(c.mrc.attack), progress: inp.progress === false ? false : {} });
+    const set = await makeAdversarialSet(model, test, { n: c.mrc.advN, attack: c.mrc.attack, progress: inp.progress === false ? false : {} });
     const tAdv = (Date.now() - t0) / 1000;
     try {
       const base = lossAndAccuracy(model, set, c.mrc.batchSize);
@@ -242,7 +238,7 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
       const ft = await finetune(model, d.train, d.test, {
         modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
         momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: c.finetune.keep, seed, trainIndices: d.trainIdx,
-        evalIndices: d.evalIdx, evalAttack: pgdOf(c.eval.attack), evalBatchSize: c.eval.batchSize, evalBefore: false, progress: inp.progress !== false,
+        evalIndices: d.evalIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: false, progress: inp.progress !== false,
       });
       const ftSeconds = ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0);
       const raw = score(base, ft.kept.clean, ft.kept.robust);
@@ -253,7 +249,7 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
         const ftSnap = model.snapshot();
         try {
           const sweep = await interpolationSweep(model, baseSnap, ftSnap, d.test, {
-            alphas: c.interpolation.alphas, tolerance: c.interpolation.tolerance, evalIndices: d.evalIdx, attack: pgdOf(c.eval.attack),
+            alphas: c.interpolation.alphas, tolerance: c.interpolation.tolerance, evalIndices: d.evalIdx, attack: c.eval.attack,
             batchSize: c.eval.batchSize, progress: inp.progress !== false,
           });
           interpolated = {
@@ -292,7 +288,7 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
     const ft = await finetune(model, d.train, d.test, {
       modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
       momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: 'last', seed, trainIndices: d.trainIdx,
-      evalIndices: d.evalIdx, evalAttack: pgdOf(c.eval.attack), evalBatchSize: c.eval.batchSize, evalBefore: true, progress: inp.progress !== false,
+      evalIndices: d.evalIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: true, progress: inp.progress !== false,
     });
     const last = ft.history[ft.history.length - 1];
     log(inp)(`layer-type ${mode}: epoch 0 clean ${ft.history[0].clean.toFixed(2)}% robust ${ft.history[0].robust.toFixed(2)}% → epoch ${last.epoch} clean ${last.clean.toFixed(2)}% robust ${last.robust.toFixed(2)}%`);
@@ -363,7 +359,7 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
           const chunks: Float32Array[] = [];
           for (const [b, batch] of batchIndices(idx, { batchSize: c.eval.batchSize }).entries()) {
             const { x, y } = makeBatch(test, batch);
-            const xa = pgd(o.advSource === 'base' ? base : m, x, y, { ...pgdOf(c.eval.attack), seed: c.eval.attack.restarts * b });
+            const xa = pgd(o.advSource === 'base' ? base : m, x, y, { ...c.eval.attack, seed: c.eval.attack.restarts * b });
             const out = m.bnOutput(xa, layer);
             chunks.push(out.dataSync() as Float32Array);
             tf.dispose([x, y, xa, out]);
@@ -447,7 +443,7 @@ export async function runRestartsComparison(inp: ExperimentInputs, models: Reado
         const bits: Uint8Array[] = [];
         for (const restarts of rs) {
           const ev = await evaluate(model, test, {
-            indices: idx, attack: { ...pgdOf(c.eval.attack), restarts }, batchSize: c.eval.batchSize,
+            indices: idx, attack: { ...c.eval.attack, restarts }, batchSize: c.eval.batchSize,
             label: `${m.name} PGD-${c.eval.attack.steps}×${restarts}`, progress: inp.progress === false ? false : {},
           });
           clean = ev.clean.accuracy;
