@@ -42,3 +42,25 @@ test('a briefly trained small model: clean accuracy above chance, robust ≤ cle
   }
   assert.equal(tf.memory().numTensors, 0);
 });
+
+test('cleanIndices: clean accuracy on its own examples, robust unchanged', async () => {
+  const model = createResNet18({ width: 0.125 }, 5);
+  const data = loadCifar({ dataset: 'cifar10', split: 'test' });
+  const attacked = subsetIndices(data, { n: 20 });
+  const cleanSet = subsetIndices(data, { n: 60 });
+  const o = { batchSize: 10, attack: { steps: 1 }, progress: false as const };
+  try {
+    const split = await evaluate(model, data, { ...o, indices: attacked, cleanIndices: cleanSet });
+    const plain = await evaluate(model, data, { ...o, indices: attacked });
+    const cleanOnly = await evaluate(model, data, { ...o, indices: cleanSet, attack: null });
+    assert.equal(split.n, 20);
+    assert.equal(split.clean.total, 60);
+    assert.deepEqual(split.clean.perExample, cleanOnly.clean.perExample);
+    assert.deepEqual(split.robust!.perExample, plain.robust!.perExample);
+    const viaNull = await evaluate(model, data, { ...o, indices: attacked, cleanIndices: cleanSet, attack: null });
+    assert.deepEqual(viaNull.clean.perExample, cleanOnly.clean.perExample);
+    assert.equal(viaNull.robust, undefined);
+  } finally {
+    model.dispose();
+  }
+});

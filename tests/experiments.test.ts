@@ -11,7 +11,7 @@ import { table1Rows } from '../lib/src/tables.js';
 import { testEngine, tempDir } from './helpers.js';
 
 const dir = tempDir();
-const config = resolveConfig('smoke', 'cifar10', { advTrain: { trainN: 256, evalN: 32, epochs: 1 }, finetune: { trainN: 64 }, eval: { n: 32 }, mrc: { advN: 32 } });
+const config = resolveConfig('smoke', 'cifar10', { advTrain: { trainN: 256, evalN: 32, epochs: 1 }, finetune: { trainN: 64 }, eval: { n: 32, cleanN: 48 }, mrc: { advN: 32 } });
 let checkpoint = '';
 
 before(async () => {
@@ -26,7 +26,9 @@ test('top-k RiFT and RiFT with BN on the smoke profile: complete records, cached
   const start = tf.memory().numTensors;
   const base = await runBaseEvaluation(inp);
   assert.equal(base.n, 32);
-  assert.equal(decodeBits(base.cleanBits).length, 32);
+  assert.equal(base.cleanN, 48, 'clean accuracy on eval.cleanN examples');
+  assert.equal(decodeBits(base.cleanBits).length, 48);
+  assert.equal(decodeBits(base.robustBits).length, 32);
   const mrc = await runMRCExperiment(inp);
   assert.equal(mrc.ranking.length, 41);
   assert.ok(mrc.ranking.every((e) => e.mrc >= 0));
@@ -38,7 +40,10 @@ test('top-k RiFT and RiFT with BN on the smoke profile: complete records, cached
     assert.equal(r.history.length, config.finetune.epochs);
     assert.ok(r.interpolated && r.interpolated.points.length === 3);
     assert.equal(r.interpolated!.points[0].clean, base.clean, 'α = 0 is the base model on the same examples');
-    assert.equal(r.raw.vsBase.clean.n, 32);
+    assert.equal(r.raw.vsBase.clean.n, 48);
+    assert.equal(r.raw.vsBase.robust.n, 32);
+    assert.ok(r.history.filter((h) => h.robust !== null).length === 1, "evalRobust 'kept': PGD for the kept epoch only");
+    assert.equal(r.interpolated.points[r.interpolated.points.length - 1].robust, r.raw.robust, 'α = 1 is the kept fine-tuned model');
     assert.ok(r.raw.vsBase.robust.ci[0] <= r.raw.vsBase.robust.delta && r.raw.vsBase.robust.delta <= r.raw.vsBase.robust.ci[1]);
     for (const f of ['checkpointSha256', 'engine', 'seconds', 'finetune', 'eval', 'seed'] as const) assert.ok(r[f] !== undefined, f);
   }

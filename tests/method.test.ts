@@ -5,7 +5,7 @@ import { createResNet18, type ResNet18 } from '../lib/src/model.js';
 import { loadCifar, subsetIndices } from '../lib/src/data.js';
 import { makeAdversarialSet, computeMRC, selectLowest, candidateModules, mrcKeys, type AdversarialSet } from '../lib/src/mrc.js';
 import { finetune, layerTypeModules, bnModesFor } from '../lib/src/finetune.js';
-import { interpolateInto, pickAlpha, type AlphaPoint } from '../lib/src/interpolate.js';
+import { interpolateInto, interpolationSweep, pickAlpha, type AlphaPoint } from '../lib/src/interpolate.js';
 import { SGD } from '../lib/src/optim.js';
 import { trainEpoch } from '../lib/src/train.js';
 import { testEngine, assertNoLeak, randImages } from './helpers.js';
@@ -103,6 +103,49 @@ test('fine-tuning keeps the best-clean epoch and records per-epoch curves; no le
   model.restore(snap);
   await assertNoLeak('finetune', async () => { await finetune(model, train(), testSet(), { ...opts, epochs: 1 }); model.restore(snap); });
   snap.dispose();
+});
+
+test("fine-tuning with evalRobust 'kept' measures PGD once, for the kept epoch, with the numbers 'every-epoch' gives", async () => {
+  const snap = model.snapshot();
+  const opts = {
+    modules: ['layer4.1.bn2'], epochs: 2, batchSize: 32, trainIndices: subsetIndices(train(), { n: 64 }),
+    evalIndices: subsetIndices(testSet(), { n: 24 }), evalAttack: { steps: 2 }, evalBatchSize: 12, evalBefore: false, progress: false,
+  };
+  try {
+    const every = await finetune(model, train(), testSet(), opts);
+    model.restore(snap);
+    const kept = await finetune(model, train(), testSet(), { ...opts, evalRobust: 'kept' });
+    assert.equal(kept.keptEpoch, every.keptEpoch);
+    assert.deepEqual(kept.kept.clean, every.kept.clean);
+    assert.deepEqual(kept.kept.robust, every.kept.robust);
+    for (const h of kept.history) {
+      if (h.epoch === kept.keptEpoch) assert.equal(h.robust, every.history.find((x) => x.epoch === h.epoch)!.robust);
+      else assert.equal(h.robust, null, `epoch ${h.epoch} robust should not be measured`);
+    }
+    await assert.rejects(finetune(model, train(), testSet(), { ...opts, evalRobust: 'kept', keep: 'best-robust' }), /best-robust' needs evalRobust 'every-epoch'/);
+  } finally {
+    model.restore(snap);
+    snap.dispose();
+  }
+});
+
+test('interpolation sweep: known α points are used as given; the rest match a full sweep', async () => {
+  const other = createResNet18({ width: 0.125 }, 78);
+  const a = model.snapshot(), b = other.snapshot();
+  const o = { alphas: [0, 0.5, 1], evalIndices: subsetIndices(testSet(), { n: 16 }), attack: { steps: 1 }, batchSize: 16, progress: false };
+  try {
+    const full = await interpolationSweep(model, a, b, testSet(), o);
+    const known = full.points.filter((p) => p.alpha !== 0.5).map((p) => ({ ...p, clean: p.clean + 0 }));
+    const fast = await interpolationSweep(model, a, b, testSet(), { ...o, known });
+    assert.deepEqual(fast.points.map((p) => [p.alpha, p.clean, p.robust]), full.points.map((p) => [p.alpha, p.clean, p.robust]));
+    assert.deepEqual(fast.points[1].robustPerExample, full.points[1].robustPerExample);
+    // A known point is taken as given (here deliberately altered): it is not re-evaluated.
+    const fake = await interpolationSweep(model, a, b, testSet(), { ...o, known: [{ ...full.points[2], clean: 101 }] });
+    assert.equal(fake.points[2].clean, 101);
+  } finally {
+    model.restore(a);
+    a.dispose(); b.dispose(); other.dispose();
+  }
 });
 
 test('interpolation: α=0 and α=1 reproduce θ_AT and θ_FT outputs; pickAlpha follows the paper rule', () => {

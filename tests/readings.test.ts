@@ -21,7 +21,7 @@ const attack = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, res
 
 function lt(mode: LayerTypeRecord['mode'], points: Array<[number, number]>): Pick<LayerTypeRecord, 'mode' | 'history' | 'eval'> {
   return {
-    mode, eval: { n: 1000, attack, batchSize: 256 },
+    mode, eval: { n: 1000, cleanN: 1000, attack, batchSize: 256 },
     history: points.map(([clean, robust], epoch) => ({ epoch, lr: epoch ? 1e-3 : null, trainLoss: null, clean, robust, trainSeconds: 0, evalSeconds: 0 })),
   };
 }

@@ -47,8 +47,14 @@ export interface AdvTrainConfig {
 
 /** Evaluation of base and fine-tuned models (Table 1, curves): a fixed test subset. */
 export interface EvalConfig {
-  /** Test examples: class-balanced fixed subset (null = all 10,000). */
+  /** Test examples attacked with PGD (robust accuracy): class-balanced fixed subset (null = all 10,000). */
   n: number | null;
+  /**
+   * Test examples for clean accuracy (class-balanced fixed subset; null = all 10,000). A clean
+   * pass costs ~1/40 of a PGD-10 evaluation, so clean accuracy can use the whole test set while
+   * PGD runs on `n` images; each metric is compared with the base on its own fixed examples.
+   */
+  cleanN: number | null;
   /** PGD-10, eps 8/255, alpha 2/255; restarts: the RiFT paper takes the worst of 3, its code 1. */
   attack: AttackConfig;
   batchSize: number;
@@ -84,6 +90,12 @@ export interface FinetuneConfig {
   trainN: number | null;
   /** Which epoch to keep: RiFT keeps the best clean accuracy. */
   keep: 'best-clean' | 'best-robust' | 'last';
+  /**
+   * Top-k runs: robust accuracy at every epoch, or only for the kept epoch ('kept': RiFT's code
+   * measures clean accuracy per epoch and picks by it; the figures' layer-type curves always
+   * measure both).
+   */
+  evalRobust: 'every-epoch' | 'kept';
   /** BN-statistics policy per method: RiFT's code re-estimates all; RiFT with BN the selected layers. */
   bnStats: { rift: BNStatsPolicyName; riftBN: BNStatsPolicyName };
   /** Seeds of repeated runs (tables show mean ± std when > 1). */
@@ -120,10 +132,10 @@ const PAPER: Omit<ExperimentConfig, 'dataset'> = {
     width: 1, trainN: null, evalN: null, epochs: 110, batchSize: 128, lr: 0.1, lrMilestones: [100, 105], lrGamma: 0.1,
     momentum: 0.9, weightDecay: 5e-4, attack: PGD10, evalAttack: PGD10, seed: 0,
   },
-  eval: { n: null, attack: { ...PGD10, restarts: 3 }, batchSize: 256 },
+  eval: { n: null, cleanN: null, attack: { ...PGD10, restarts: 3 }, batchSize: 256 },
   mrc: { advN: null, attack: PGD10, eps: 0.1, lr: 1, batchSize: 512, epochs: 10, stopAtFirstProjection: false, bnRadius: 'joint' },
   finetune: {
-    epochs: 10, lr: 1e-3, lrDecayEpoch: 5, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, trainN: null, keep: 'best-clean',
+    epochs: 10, lr: 1e-3, lrDecayEpoch: 5, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, trainN: null, keep: 'best-clean', evalRobust: 'kept',
     bnStats: { rift: 'all', riftBN: 'selected' }, seeds: [0, 1, 2],
   },
   interpolation: { enabled: true, alphas: ALPHAS_01, tolerance: 0.1 },
@@ -146,11 +158,23 @@ const QUICK: Omit<ExperimentConfig, 'dataset'> = {
     attack: { eps: 8 / 255, alpha: (2.5 * 8) / 3 / 255, steps: 3, randomStart: true, restarts: 1 },
     evalAttack: PGD10, seed: 0,
   },
-  // Provisional stage sizes (to be re-derived from measured stage costs on this machine).
-  eval: { n: 1000, attack: PGD10, batchSize: 256 },
+  // Stage costs measured on this machine (onednn, 2 threads, quarter width, shipped base):
+  // PGD-10 on 1000 test images 8–14 s; a clean pass over all 10k 4–5 s (so clean accuracy uses
+  // the whole test set: paired 95% intervals of ~±0.3 pt instead of ~±1 pt, for seconds);
+  // clean fine-tuning 700–1600 img/s (backward reaches down to the lowest trained module).
+  eval: { n: 1000, cleanN: null, attack: PGD10, batchSize: 256 },
+  // MRC on 1000 fixed adversarial examples, 5 ascent epochs: 4–7 s per module, 41 modules ≈ 4.5 min.
   mrc: { advN: 1000, attack: PGD10, eps: 0.1, lr: 1, batchSize: 512, epochs: 5, stopAtFirstProjection: false, bnRadius: 'joint' },
+  // 4 epochs on a 10k balanced subset: ~10–15 s per epoch. Per top-k run ≈ 2 min (4 epochs, a clean
+  // evaluation per epoch, PGD-10 for the kept epoch, 3 interior α points); 10 top-k runs + 2
+  // BN-policy runs + 3 layer-type curves (PGD-10 every epoch) ≈ 35 min.
+  // lr 1e-2, not the paper's 1e-3: at 1e-3 the quick base did not move (layer1.1.bn1: clean
+  // 66.1 → 66.0/65.6/65.6/65.7 over 4 × 10k images; layer2.0.shortcut.0 over 4 × 50k: 66.2 →
+  // 66.1, all on the 1000-image set), so curves and interpolation would show nothing but noise.
+  // At 1e-2 top-5 BN reached 69.7 clean / 32.4 PGD-10 (base 66.1 / 43.6). `--set finetune.lr=0.001`
+  // runs the paper's rate.
   finetune: {
-    epochs: 4, lr: 1e-3, lrDecayEpoch: 2, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, trainN: 10_000, keep: 'best-clean',
+    epochs: 4, lr: 1e-2, lrDecayEpoch: 2, batchSize: 128, momentum: 0.9, weightDecay: 5e-4, trainN: 10_000, keep: 'best-clean', evalRobust: 'kept',
     bnStats: { rift: 'all', riftBN: 'selected' }, seeds: [0],
   },
   interpolation: { enabled: true, alphas: [0, 0.25, 0.5, 0.75, 1], tolerance: 0.1 },
@@ -166,13 +190,13 @@ const SMOKE: Omit<ExperimentConfig, 'dataset'> = {
     evalAttack: { eps: 8 / 255, alpha: 2 / 255, steps: 3, randomStart: true, restarts: 1 },
     seed: 0,
   },
-  eval: { n: 64, attack: { eps: 8 / 255, alpha: 4 / 255, steps: 2, randomStart: true, restarts: 1 }, batchSize: 64 },
+  eval: { n: 64, cleanN: 128, attack: { eps: 8 / 255, alpha: 4 / 255, steps: 2, randomStart: true, restarts: 1 }, batchSize: 64 },
   mrc: {
     advN: 64, attack: { eps: 8 / 255, alpha: 4 / 255, steps: 2, randomStart: true, restarts: 1 }, eps: 0.1, lr: 1, batchSize: 32, epochs: 1,
     stopAtFirstProjection: false, bnRadius: 'joint',
   },
   finetune: {
-    epochs: 1, lr: 1e-3, lrDecayEpoch: null, batchSize: 32, momentum: 0.9, weightDecay: 5e-4, trainN: 128, keep: 'best-clean',
+    epochs: 1, lr: 1e-3, lrDecayEpoch: null, batchSize: 32, momentum: 0.9, weightDecay: 5e-4, trainN: 128, keep: 'best-clean', evalRobust: 'kept',
     bnStats: { rift: 'all', riftBN: 'selected' }, seeds: [0],
   },
   interpolation: { enabled: true, alphas: [0, 0.5, 1], tolerance: 0.1 },
@@ -230,6 +254,7 @@ export function resolveConfig(profile: ProfileName | string, dataset: 'cifar10' 
   validateAttack(c.eval.attack, 'eval.attack');
   validateAttack(c.mrc.attack, 'mrc.attack');
   check(c.eval.n === null || (Number.isInteger(c.eval.n) && c.eval.n > 0), 'eval.n must be null or a positive integer');
+  check(c.eval.cleanN === null || (Number.isInteger(c.eval.cleanN) && c.eval.cleanN > 0), 'eval.cleanN must be null or a positive integer');
   check(c.mrc.advN === null || (Number.isInteger(c.mrc.advN) && c.mrc.advN > 0), 'mrc.advN must be null or a positive integer');
   check(c.mrc.eps > 0 && c.mrc.lr > 0 && Number.isInteger(c.mrc.epochs) && c.mrc.epochs >= 1, 'mrc.eps and mrc.lr must be > 0, mrc.epochs an integer ≥ 1');
   check(['joint', 'per-tensor'].includes(c.mrc.bnRadius), "mrc.bnRadius must be 'joint' or 'per-tensor'");
@@ -238,6 +263,8 @@ export function resolveConfig(profile: ProfileName | string, dataset: 'cifar10' 
   check(f.trainN === null || (Number.isInteger(f.trainN) && f.trainN > 0), 'finetune.trainN must be null or a positive integer');
   for (const [m, p] of Object.entries(f.bnStats)) check(['all', 'selected', 'none'].includes(p), `finetune.bnStats.${m} must be all, selected or none`);
   check(['best-clean', 'best-robust', 'last'].includes(f.keep), 'finetune.keep must be best-clean, best-robust or last');
+  check(['every-epoch', 'kept'].includes(f.evalRobust), 'finetune.evalRobust must be every-epoch or kept');
+  check(!(f.evalRobust === 'kept' && f.keep === 'best-robust'), "finetune.keep 'best-robust' needs finetune.evalRobust 'every-epoch'");
   check(Array.isArray(f.seeds) && f.seeds.length > 0 && f.seeds.every(Number.isInteger), 'finetune.seeds must be a non-empty list of integers');
   check(c.interpolation.alphas.every((a) => a >= 0 && a <= 1) && c.interpolation.tolerance >= 0, 'interpolation.alphas must lie in [0,1], tolerance ≥ 0');
   check(c.topK.every((k) => Number.isInteger(k) && k >= 1), 'topK must be positive integers');

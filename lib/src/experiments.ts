@@ -25,7 +25,7 @@ import { makeBatch, batchIndices } from './data.js';
 import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsample } from './kde.js';
 
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
-export const EXPERIMENT_VERSION = 1;
+export const EXPERIMENT_VERSION = 2;
 
 export interface ExperimentInputs {
   config: ExperimentConfig;
@@ -64,7 +64,10 @@ interface Common {
 export interface BaseRecord extends Common {
   kind: 'base';
   eval: ExperimentConfig['eval'];
+  /** Examples attacked with PGD (robust accuracy). */
   n: number;
+  /** Examples of the clean accuracy (`eval.cleanN`; equals `n` when clean and robust share the set). */
+  cleanN: number;
   clean: number;
   robust: number;
   cleanBits: string;
@@ -122,16 +125,27 @@ export interface LayerTypeRecord extends Common {
   bnStats: BNStatsPolicy;
   finetune: ExperimentConfig['finetune'];
   eval: ExperimentConfig['eval'];
-  /** Epoch 0 (base) to the last epoch: the curves of Figures 1/2. */
-  history: FinetuneEpoch[];
+  /** Epoch 0 (base) to the last epoch: the curves of Figures 1/2 (robust measured at every epoch). */
+  history: Array<FinetuneEpoch & { robust: number }>;
 }
 
 interface Loaded {
   train: CifarData;
   test: CifarData;
   evalIdx: Int32Array | undefined;
+  /** Clean-accuracy indices when they differ from evalIdx (eval.cleanN), else undefined. */
+  cleanIdx: Int32Array | undefined;
   trainIdx: Int32Array | undefined;
   sha: string;
+}
+
+/** The fixed evaluation subsets of `eval.n` (attacked) and `eval.cleanN` (clean; undefined when the same set). */
+function evalSubsets(c: ExperimentConfig, test: CifarData): { evalIdx: Int32Array | undefined; cleanIdx: Int32Array | undefined } {
+  const subset = (n: number | null) => (n === null || n >= test.n ? undefined : subsetIndices(test, { n }));
+  const evalIdx = subset(c.eval.n);
+  const cleanSubset = subset(c.eval.cleanN);
+  const sameSet = (cleanSubset === undefined && evalIdx === undefined) || (cleanSubset !== undefined && evalIdx !== undefined && cleanSubset.length === evalIdx.length);
+  return { evalIdx, cleanIdx: sameSet ? undefined : cleanSubset ?? Int32Array.from({ length: test.n }, (_, i) => i) };
 }
 
 function loadInputs(inp: ExperimentInputs): Loaded {
@@ -139,8 +153,7 @@ function loadInputs(inp: ExperimentInputs): Loaded {
   const train = loadCifar({ dataset: c.dataset, split: 'train' });
   const test = loadCifar({ dataset: c.dataset, split: 'test' });
   return {
-    train, test, sha: checkpointHash(inp.checkpoint),
-    evalIdx: c.eval.n === null || c.eval.n >= test.n ? undefined : subsetIndices(test, { n: c.eval.n }),
+    train, test, sha: checkpointHash(inp.checkpoint), ...evalSubsets(c, test),
     trainIdx: c.finetune.trainN === null || c.finetune.trainN >= train.n ? undefined : subsetIndices(train, { n: c.finetune.trainN }),
   };
 }
@@ -166,10 +179,13 @@ export async function runBaseEvaluation(inp: ExperimentInputs): Promise<BaseReco
   const d = loadInputs(inp);
   const material = { v: EXPERIMENT_VERSION, kind: 'base', dataset: inp.config.dataset, sha: d.sha, eval: inp.config.eval };
   const r = await cache.getOrCompute<BaseRecord>('base', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
-    const ev = await evaluate(model, d.test, { indices: d.evalIdx, attack: inp.config.eval.attack, batchSize: inp.config.eval.batchSize, label: 'base eval', progress: inp.progress === false ? false : {} });
-    log(inp)(`base: clean ${ev.clean.accuracy.toFixed(2)}% robust ${ev.robust!.accuracy.toFixed(2)}% on ${ev.n} test images`);
+    const ev = await evaluate(model, d.test, {
+      indices: d.evalIdx, cleanIndices: d.cleanIdx, attack: inp.config.eval.attack, batchSize: inp.config.eval.batchSize, label: 'base eval',
+      progress: inp.progress === false ? false : {},
+    });
+    log(inp)(`base: clean ${ev.clean.accuracy.toFixed(2)}% on ${ev.clean.total} test images, robust ${ev.robust!.accuracy.toFixed(2)}% on ${ev.n}`);
     return {
-      ...common(inp, ctx.key, d.sha, { eval: ev.seconds }), kind: 'base', eval: inp.config.eval, n: ev.n,
+      ...common(inp, ctx.key, d.sha, { eval: ev.seconds }), kind: 'base', eval: inp.config.eval, n: ev.n, cleanN: ev.clean.total,
       clean: ev.clean.accuracy, robust: ev.robust!.accuracy, cleanBits: encodeBits(ev.clean.perExample), robustBits: encodeBits(ev.robust!.perExample),
     };
   }));
@@ -237,10 +253,11 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
     try {
       const ft = await finetune(model, d.train, d.test, {
         modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
-        momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: c.finetune.keep, seed, trainIndices: d.trainIdx,
-        evalIndices: d.evalIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: false, progress: inp.progress !== false,
+        momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: c.finetune.keep, evalRobust: c.finetune.evalRobust, seed,
+        trainIndices: d.trainIdx, evalIndices: d.evalIdx, cleanIndices: d.cleanIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: false,
+        progress: inp.progress !== false,
       });
-      const ftSeconds = ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0);
+      const ftSeconds = ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0) + ft.extraEvalSeconds;
       const raw = score(base, ft.kept.clean, ft.kept.robust);
       let interpolated: RiftRecord['interpolated'] = null;
       let interpSeconds = 0;
@@ -248,9 +265,15 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
         const t0 = Date.now();
         const ftSnap = model.snapshot();
         try {
+          // α = 0 is the base model and α = 1 the kept fine-tuned model: both were just evaluated on the same examples with the same attack.
+          const bc = decodeBits(base.cleanBits), br = decodeBits(base.robustBits);
+          const known = [
+            { alpha: 0, clean: base.clean, robust: base.robust, cleanPerExample: bc, robustPerExample: br },
+            { alpha: 1, clean: raw.clean, robust: raw.robust, cleanPerExample: ft.kept.clean, robustPerExample: ft.kept.robust },
+          ];
           const sweep = await interpolationSweep(model, baseSnap, ftSnap, d.test, {
-            alphas: c.interpolation.alphas, tolerance: c.interpolation.tolerance, evalIndices: d.evalIdx, attack: c.eval.attack,
-            batchSize: c.eval.batchSize, progress: inp.progress !== false,
+            alphas: c.interpolation.alphas, tolerance: c.interpolation.tolerance, evalIndices: d.evalIdx, cleanIndices: d.cleanIdx,
+            attack: c.eval.attack, batchSize: c.eval.batchSize, progress: inp.progress !== false, known,
           });
           interpolated = {
             ...score(base, sweep.chosen.cleanPerExample, sweep.chosen.robustPerExample), alpha: sweep.chosen.alpha,
@@ -287,14 +310,18 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
     const { modules, bnStats } = layerTypeModules(model, mode);
     const ft = await finetune(model, d.train, d.test, {
       modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
-      momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: 'last', seed, trainIndices: d.trainIdx,
-      evalIndices: d.evalIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: true, progress: inp.progress !== false,
+      momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: 'last', evalRobust: 'every-epoch', seed, trainIndices: d.trainIdx,
+      evalIndices: d.evalIdx, cleanIndices: d.cleanIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: true, progress: inp.progress !== false,
     });
-    const last = ft.history[ft.history.length - 1];
-    log(inp)(`layer-type ${mode}: epoch 0 clean ${ft.history[0].clean.toFixed(2)}% robust ${ft.history[0].robust.toFixed(2)}% → epoch ${last.epoch} clean ${last.clean.toFixed(2)}% robust ${last.robust.toFixed(2)}%`);
+    const history = ft.history.map((h) => {
+      if (h.robust === null) throw new Error(`layer-type ${mode}: epoch ${h.epoch} has no robust accuracy`);
+      return { ...h, robust: h.robust };
+    });
+    const last = history[history.length - 1];
+    log(inp)(`layer-type ${mode}: epoch 0 clean ${history[0].clean.toFixed(2)}% robust ${history[0].robust.toFixed(2)}% → epoch ${last.epoch} clean ${last.clean.toFixed(2)}% robust ${last.robust.toFixed(2)}%`);
     return {
       ...common(inp, ctx.key, d.sha, { finetune: ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0) }), kind: 'layer-type',
-      mode, seed, modules, bnStats, finetune: c.finetune, eval: c.eval, history: ft.history,
+      mode, seed, modules, bnStats, finetune: c.finetune, eval: c.eval, history,
     };
   }));
   return r.record;
@@ -401,6 +428,7 @@ export interface RestartsRecord extends Common {
   eval: ExperimentConfig['eval'];
   /** Numbers of PGD restarts compared, ascending (e.g. [1, 3]). */
   restarts: number[];
+  /** Attacked examples (clean accuracy: `eval.cleanN`, as in the base record). */
   n: number;
   models: Array<{
     name: string;
@@ -433,7 +461,7 @@ export async function runRestartsComparison(inp: ExperimentInputs, models: Reado
   const material = { v: EXPERIMENT_VERSION, kind: 'restarts', dataset: c.dataset, models: models.map((m, i) => ({ name: m.name, sha: shas[i] })), restarts: rs, eval: c.eval };
   const r = await cache.getOrCompute<RestartsRecord>('restarts', material, async (ctx) => {
     const test = loadCifar({ dataset: c.dataset, split: 'test' });
-    const idx = c.eval.n === null || c.eval.n >= test.n ? undefined : subsetIndices(test, { n: c.eval.n });
+    const { evalIdx: idx, cleanIdx } = evalSubsets(c, test);
     const out: RestartsRecord['models'] = [];
     const t0 = Date.now();
     for (const [i, m] of models.entries()) {
@@ -443,10 +471,11 @@ export async function runRestartsComparison(inp: ExperimentInputs, models: Reado
         const bits: Uint8Array[] = [];
         for (const restarts of rs) {
           const ev = await evaluate(model, test, {
-            indices: idx, attack: { ...c.eval.attack, restarts }, batchSize: c.eval.batchSize,
+            // Clean accuracy once per model, on the same examples as every other record's.
+            indices: idx, cleanIndices: restarts === rs[0] ? cleanIdx : undefined, attack: { ...c.eval.attack, restarts }, batchSize: c.eval.batchSize,
             label: `${m.name} PGD-${c.eval.attack.steps}×${restarts}`, progress: inp.progress === false ? false : {},
           });
-          clean = ev.clean.accuracy;
+          if (restarts === rs[0]) clean = ev.clean.accuracy;
           bits.push(ev.robust!.perExample);
           runs.push({ restarts, robust: ev.robust!.accuracy, robustBits: encodeBits(ev.robust!.perExample), seconds: ev.seconds });
         }

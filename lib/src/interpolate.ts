@@ -41,11 +41,20 @@ export interface InterpolationOptions {
   tolerance: number;
   /** Evaluation indices (default all of `test`). */
   evalIndices?: Int32Array;
+  /** Indices for clean accuracy if other than `evalIndices` (see `EvaluateOptions.cleanIndices`). */
+  cleanIndices?: Int32Array;
   /** Attack (merged over PGD-10 defaults). Default {}. */
   attack: Partial<PGDOptions>;
   /** Evaluation batch size (attack seeds are per batch). Default 256. */
   batchSize: number;
   progress: boolean;
+  /**
+   * Points already measured with the same indices, attack and batch size (typically α = 0, the
+   * base model's evaluation, and α = 1, the fine-tuned model's): used as they are instead of
+   * evaluating again. Evaluation is deterministic for a fixed model, attack seed and batching,
+   * so this changes cost only. Default none.
+   */
+  known?: readonly AlphaPoint[];
 }
 
 export const DEFAULT_INTERPOLATION: InterpolationOptions = {
@@ -80,8 +89,10 @@ export async function interpolationSweep(
   const alphas = [...new Set([0, ...o.alphas])].sort((a, b) => a - b);
   const points: AlphaPoint[] = [];
   for (const alpha of alphas) {
+    const known = o.known?.find((p) => p.alpha === alpha);
+    if (known) { points.push({ ...known }); continue; }
     interpolateInto(model, base, finetuned, alpha);
-    const ev = await evaluate(model, test, { indices: o.evalIndices, attack: o.attack, batchSize: o.batchSize, label: `interpolate α=${alpha.toFixed(2)}`, progress: o.progress ? {} : false });
+    const ev = await evaluate(model, test, { indices: o.evalIndices, cleanIndices: o.cleanIndices, attack: o.attack, batchSize: o.batchSize, label: `interpolate α=${alpha.toFixed(2)}`, progress: o.progress ? {} : false });
     points.push({ alpha, clean: ev.clean.accuracy, robust: ev.robust!.accuracy, cleanPerExample: ev.clean.perExample, robustPerExample: ev.robust!.perExample });
   }
   const baseRobust = points[0].robust;

@@ -6,7 +6,7 @@
  */
 import { decodeBits, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from './experiments.js';
 import type { Table1Row } from './tables.js';
-import { LAYER_TYPE_LABELS, METHOD_LABELS, attackLabel } from './tables.js';
+import { LAYER_TYPE_LABELS, METHOD_LABELS, attackLabel, evalImagesLabel } from './tables.js';
 import { PAPER_RIFT, PAPER_TABLE1 } from './paper.js';
 import { resolveConfig, type ExperimentConfig } from './config.js';
 import { pairedComparison, formatDeltaCI, formatP, type PairedComparison } from './stats.js';
@@ -297,7 +297,7 @@ export const RESNET18_PARAMS = 11_173_962;
  * The base model against the paper's: accuracies and their gaps, the noise yardstick, and the
  * scale at which ours was trained (width, epochs, training attack, data) against the paper's.
  */
-export function baseReading(base: Pick<BaseRecord, 'clean' | 'robust' | 'n'>, config: Pick<ExperimentConfig, 'profile' | 'advTrain' | 'eval'>, params: number): string {
+export function baseReading(base: Pick<BaseRecord, 'clean' | 'robust' | 'n'> & { cleanN?: number }, config: Pick<ExperimentConfig, 'profile' | 'advTrain' | 'eval'>, params: number): string {
   const p = PAPER_TABLE1.base;
   const ref = resolveConfig('paper').advTrain;
   const t = config.advTrain;
@@ -308,12 +308,12 @@ export function baseReading(base: Pick<BaseRecord, 'clean' | 'robust' | 'n'>, co
   if (t.trainN !== null) reduced.push(`${t.trainN} training images vs 50,000`);
   const lines = [
     `**Reading (computed from the record).** Our base model: ${f2(base.clean)}% clean (paper ${f2(p.clean)}, ${sgn(base.clean - p.clean)} pt) and ` +
-      `${f2(base.robust)}% ${attackLabel(config.eval.attack)} robust accuracy (paper ${f2(p.robust)}, ${sgn(base.robust - p.robust)} pt) on ${base.n} test images ` +
-      `(one binomial standard error: ±${f2(binomialSE(base.clean, base.n))} / ±${f2(binomialSE(base.robust, base.n))} pt). ` +
+      `${f2(base.robust)}% ${attackLabel(config.eval.attack)} robust accuracy (paper ${f2(p.robust)}, ${sgn(base.robust - p.robust)} pt) on ${evalImagesLabel(base)} ` +
+      `(one binomial standard error: ±${f2(binomialSE(base.clean, base.cleanN ?? base.n))} / ±${f2(binomialSE(base.robust, base.n))} pt). ` +
       `Clean − robust gap: ${f2(base.clean - base.robust)} pt (paper ${f2(p.clean - p.robust)}).`,
     '',
     reduced.length
-      ? `Reduced scale: ${reduced.join(', ')}. Lower absolute accuracies than the paper's are expected from this alone, so our numbers are not the paper's numbers; what the later notebooks compare is the change from THIS base, measured on the same ${base.n} images.`
+      ? `Reduced scale: ${reduced.join(', ')}. Lower absolute accuracies than the paper's are expected from this alone, so our numbers are not the paper's numbers; what the later notebooks compare is the change from THIS base, measured on the same images (${evalImagesLabel(base)}).`
       : 'Trained at the paper\'s scale: the absolute numbers are directly comparable to the paper\'s.',
   ];
   if (config.profile === 'smoke') lines.push('', '⚠ Smoke profile: a seconds-long run that tests the pipeline; its numbers mean nothing.');

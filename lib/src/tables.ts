@@ -71,6 +71,14 @@ export const METHOD_LABELS: Readonly<Record<Method, string>> = { rift: 'RiFT', '
 export const LAYER_TYPE_LABELS: Readonly<Record<LayerTypeMode, string>> = { 'bn-only': 'BN-only', 'conv-linear-only': 'Conv/Linear-only', full: 'Full' };
 
 /** An attack's short name: 'PGD-10', or 'PGD-10×3' with 3 restarts. */
+/**
+ * The evaluation set in words, e.g. "10000 test images clean, 1000 attacked" (eval.cleanN ≠ eval.n)
+ * or "1000 test images".
+ */
+export function evalImagesLabel(b: { n: number; cleanN?: number }): string {
+  return b.cleanN === undefined || b.cleanN === b.n ? `${b.n} test images` : `${b.cleanN} test images clean, ${b.n} attacked`;
+}
+
 export function attackLabel(a: Pick<AttackConfig, 'steps' | 'restarts'>): string {
   return `PGD-${a.steps}${a.restarts > 1 ? `×${a.restarts}` : ''}`;
 }
