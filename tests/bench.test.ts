@@ -2,6 +2,8 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { benchTask, resnet18ForwardFlops } from '../lib/src/bench.js';
+import { benchStages, STAGE_NAMES } from '../lib/src/stage-bench.js';
+import { resolveConfig } from '../lib/src/config.js';
 import { createResNet18 } from '../lib/src/model.js';
 import { testEngine } from './helpers.js';
 
@@ -22,4 +24,25 @@ test('benchTask measures every task without leaking tensors', async () => {
     assert.ok(r.imagesPerSecond! > 0 && r.gflops! > 0 && r.times.length === 1, JSON.stringify(r));
   }
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('benchStages times every stage, projects rate × size, leaves a given model untouched, no leaks', async () => {
+  const config = resolveConfig('smoke', 'cifar10', { advTrain: { batchSize: 8 }, finetune: { batchSize: 8 }, eval: { batchSize: 8 }, mrc: { advN: 100 } });
+  const model = createResNet18({ width: config.advTrain.width }, 3);
+  const before = model.read('layer1.0.conv1.weight');
+  const start = tf.memory().numTensors;
+  const r = await benchStages(config, { images: 16, model });
+  assert.deepEqual(r.map((s) => s.stage), [...STAGE_NAMES]);
+  for (const s of r) {
+    assert.ok(s.sampleSeconds > 0 && s.imagesPerSecond > 0 && s.projectedSeconds > 0, JSON.stringify(s));
+    if (s.stage !== 'mrc-module') assert.ok(Math.abs(s.projectedSeconds - s.projectedSize / s.imagesPerSecond) < 1e-9 * s.projectedSeconds + 1e-9);
+  }
+  assert.equal(r.find((s) => s.stage === 'pgd-at-epoch')!.projectedSize, config.advTrain.trainN);
+  assert.equal(r.find((s) => s.stage === 'eval-pgd')!.projectedSize, config.eval.n);
+  assert.equal(r.find((s) => s.stage === 'eval-clean')!.projectedSize, config.eval.cleanN);
+  assert.equal(r.find((s) => s.stage === 'mrc-module')!.projectedSize, 41 * 100);
+  assert.deepEqual(model.read('layer1.0.conv1.weight'), before, 'model restored');
+  assert.equal(tf.memory().numTensors, start);
+  model.dispose();
+  await assert.rejects(benchStages(config, { images: 16, stages: ['nope' as never] }), /unknown stage 'nope'/);
 });

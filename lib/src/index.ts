@@ -35,3 +35,4 @@ export * from './table-format.js';
 export * from './display.js';
 export * from './artifacts.js';
 export * from './report.js';
+export * from './stage-bench.js';

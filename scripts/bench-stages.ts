@@ -1,0 +1,102 @@
+/**
+ * `npm run bench:stages [-- --profile quick --backends onednn,wasm --images 1024 --out P]`
+ * Per-stage timing of a reproduction on each backend (lib/src/stage-bench.ts): PGD-AT epoch,
+ * PGD-10 and clean evaluation, MRC, fine-tuning epoch — timed on a sample with the library's own
+ * functions and projected to the profile's sizes — plus the projected compute of the notebooks
+ * (02–08) from those stages. `--images` can be given per backend, e.g. `onednn=1024,wasm=256`.
+ */
+import { parseArgs } from 'node:util';
+import { initEngine, BACKEND_ORDER, type BackendName, type EngineInfo } from '../lib/src/engine.js';
+import { resolveConfig, parseOverrides, type ExperimentConfig } from '../lib/src/config.js';
+import { benchStages, STAGE_NAMES, type StageTiming, type StageName } from '../lib/src/stage-bench.js';
+import { writeFileAtomic } from '../lib/src/checkpoint.js';
+import { runMain } from './cli.js';
+
+/**
+ * Compute of the notebooks from stage times (seconds), following what each one runs:
+ * 02 base evaluation; 03 the fixed adversarial set + MRC of every module; 04 three layer-type
+ * curves (clean + PGD every epoch, epoch 0 included); 06 + 08(a) 2·|topK| + 2 top-k runs (per
+ * epoch a single-BN-module epoch and a clean evaluation, PGD for the kept epoch, clean + PGD at
+ * each interior α); 08(c) PGD with 1 and 3 restarts for three models. Not counted: 07's KDE
+ * and process start-up (seconds each).
+ */
+function projectNotebooks(c: ExperimentConfig, s: Record<StageName, number>): Array<{ part: string; seconds: number }> {
+  const E = c.finetune.epochs;
+  const interior = c.interpolation.enabled ? c.interpolation.alphas.filter((a) => a > 0 && a < 1).length : 0;
+  const evalBoth = s['eval-pgd'] + s['eval-clean'];
+  const topkRun = E * (s['finetune-epoch-bn'] + s['eval-clean']) + s['eval-pgd'] + interior * evalBoth;
+  return [
+    { part: '02 base evaluation', seconds: evalBoth },
+    { part: '03 MRC (adversarial set + every module)', seconds: s['eval-pgd'] * ((c.mrc.advN ?? 10_000) / (c.eval.n ?? 10_000)) + s['mrc-module'] },
+    { part: '04 Figure 1 (3 layer-type curves)', seconds: 3 * ((E + 1) * evalBoth + E * s['finetune-epoch-full']) },
+    { part: `06 Table 1 + 08 BN policy (${2 * c.topK.length + 2} top-k runs)`, seconds: (2 * c.topK.length + 2) * topkRun },
+    { part: '08 worst-of-3 vs single PGD (3 models)', seconds: 3 * 4 * s['eval-pgd'] },
+  ];
+}
+
+const fmt = (s: number) => (s < 120 ? `${s.toFixed(1)} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
+
+runMain(async () => {
+  const { values } = parseArgs({
+    options: {
+      profile: { type: 'string', default: process.env.RIFT_PROFILE ?? 'quick' },
+      dataset: { type: 'string', default: 'cifar10' },
+      backends: { type: 'string' },
+      images: { type: 'string', default: '1024' },
+      stages: { type: 'string' },
+      set: { type: 'string', multiple: true, default: [] },
+      out: { type: 'string' },
+    },
+  });
+  const config = resolveConfig(values.profile!, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set!));
+  const requested = values.backends?.split(',') as BackendName[] | undefined;
+  for (const b of requested ?? []) if (!BACKEND_ORDER.includes(b)) throw new Error(`--backends: unknown backend '${b}' (known: ${BACKEND_ORDER.join(', ')})`);
+  const imagesFor = (b: string): number => {
+    const parts = values.images!.split(',');
+    const named = parts.find((p) => p.startsWith(`${b}=`));
+    const v = Number(named ? named.slice(b.length + 1) : parts.find((p) => !p.includes('=')) ?? 1024);
+    if (!Number.isInteger(v) || v < 2) throw new Error(`--images must be an integer ≥ 2 (or backend=N,...), got '${values.images}'`);
+    return v;
+  };
+  const stages = values.stages ? (values.stages.split(',') as StageName[]) : [...STAGE_NAMES];
+
+  const results: Array<{ engine: EngineInfo; images: number; stages: StageTiming[]; notebooks: Array<{ part: string; seconds: number }> | null }> = [];
+  for (const backend of requested ?? BACKEND_ORDER.filter((b) => b !== 'cpu')) {
+    let engine: EngineInfo;
+    try {
+      engine = await initEngine({ backend });
+    } catch (e) {
+      if (requested) throw e;
+      continue;
+    }
+    const images = imagesFor(engine.backend);
+    console.log(`backend ${engine.backend} (${engine.threads} threads): ${images}-image samples, profile ${config.profile}`);
+    const t = await benchStages(config, { images, stages });
+    for (const r of t) console.log(`  ${r.stage.padEnd(20)} ${r.imagesPerSecond.toFixed(1).padStart(8)} img/s  → ${fmt(r.projectedSeconds)} for ${r.unit}`);
+    const by = Object.fromEntries(t.map((r) => [r.stage, r.projectedSeconds])) as Record<StageName, number>;
+    const notebooks = stages.length === STAGE_NAMES.length ? projectNotebooks(config, by) : null;
+    if (notebooks) console.log(`  notebooks 02–08 compute ≈ ${fmt(notebooks.reduce((a, p) => a + p.seconds, 0))}`);
+    results.push({ engine, images, stages: t, notebooks });
+  }
+
+  const date = new Date().toISOString();
+  const md = [
+    `# Per-stage timing, profile ${config.profile} (${date})`, '',
+    `Each stage timed once on a sample (after a one-batch warm-up) and projected linearly to the profile's size.`, '',
+    `| backend | threads | stage | sample images | sample s | img/s | projected | for |`,
+    `|---|---|---|---|---|---|---|---|`,
+    ...results.flatMap((r) => r.stages.map((s) => `| ${r.engine.backend} | ${r.engine.threads} | ${s.stage} | ${s.sampleImages} | ${s.sampleSeconds.toFixed(1)} | ${s.imagesPerSecond.toFixed(1)} | ${fmt(s.projectedSeconds)} | ${s.unit} |`)),
+  ];
+  const withNb = results.filter((r) => r.notebooks);
+  if (withNb.length) {
+    md.push('', `Projected notebook compute (see projectNotebooks in scripts/bench-stages.ts):`, '', `| part | ${withNb.map((r) => r.engine.backend).join(' | ')} |`, `|---|${withNb.map(() => '---').join('|')}|`);
+    for (const [i, p] of withNb[0].notebooks!.entries()) md.push(`| ${p.part} | ${withNb.map((r) => fmt(r.notebooks![i].seconds)).join(' | ')} |`);
+    md.push(`| **total** | ${withNb.map((r) => `**${fmt(r.notebooks!.reduce((a, p) => a + p.seconds, 0))}**`).join(' | ')} |`);
+  }
+  console.log('\n' + md.join('\n'));
+  if (values.out) {
+    writeFileAtomic(`${values.out}.json`, JSON.stringify({ date, config, results }, null, 2));
+    writeFileAtomic(`${values.out}.md`, md.join('\n') + '\n');
+    console.log(`wrote ${values.out}.json and ${values.out}.md`);
+  }
+});
