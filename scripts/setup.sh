@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 # (tests/pytorch-reference.test.ts) and the speed yardstick of `npm run bench`; the library never uses it.
 # jupyter-*, python3-nbclient, python3-ipykernel: Jupyter Notebook 6.4 + nbconvert 6.5, which run the
 # tslab notebooks (npm start, npm run jupyter). chromium: prints the HTML report to PDF.
-# fonts-dejavu-core: the font of the charts (SVG and PNG).
+# fonts-dejavu-core: the font of the charts (SVG and PNG). poppler-utils: pdftoppm, with which the
+# tests render the report PDF's pages to check that they show the charts.
 APT_PACKAGES=(libdnnl-dev python3-torch
   jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel jupyter-client
-  chromium fonts-dejavu-core)
+  chromium fonts-dejavu-core poppler-utils)
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -62,6 +62,12 @@ test('top-k RiFT and RiFT with BN on the smoke profile: complete records, cached
   assert.equal(kde.models[0].wassersteinToInit, 0);
   assert.ok(kde.models.every((m) => m.density.length === 64 && m.density.every(Number.isFinite)));
   assert.ok(fs.existsSync(again.modelFile), 'fine-tuned model saved beside its record');
+  assert.ok(fs.existsSync(again.rawModelFile) && again.rawModelFile !== again.modelFile, 'the model before interpolation is saved too');
+  assert.equal(kde.modelState, 'raw');
+  const kdeFinal = await runBNOutputKDE(inp, { k: 1, n: 16, gridSize: 64, models: 'final' });
+  assert.equal(kdeFinal.modelState, 'final');
+  const riftBN1 = await runRift(inp, 'rift-bn', 1);
+  if (riftBN1.interpolated!.alpha === 0) assert.equal(kdeFinal.models[2].wassersteinToInit, 0, 'an α = 0 final model is the base');
   assert.equal(tf.memory().numTensors, start, 'no tensor survives the experiments');
   assert.equal(encodeBits(decodeBits('0110')), '0110');
 });

@@ -28,6 +28,29 @@ const chromium = ['chromium', 'chromium-browser', 'google-chrome'].some((c) => s
 const skip = missing && !REQUIRE ? `${missing} (set RIFT_REQUIRE_JUPYTER=1 to make this a failure)` : false;
 
 const ALL = REQUIRE || process.env.RIFT_ALL_NOTEBOOKS === '1';
+const pdftoppm = spawnSync('pdftoppm', ['-v']).status === 0;
+
+/**
+ * Renders every page of a PDF to PPM with poppler's pdftoppm (as a reader's viewer would draw
+ * it) and counts, per page, the strongly coloured pixels (max − min channel > 80): text is
+ * black or grey, so coloured pixels on a page come from the charts.
+ */
+function colouredPixelsPerPage(pdf: string): number[] {
+  const out = tempDir('rift-pdf-pages-');
+  const r = spawnSync('pdftoppm', ['-r', '30', pdf, path.join(out, 'p')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `pdftoppm failed on ${pdf}: ${r.stderr}`);
+  return fs.readdirSync(out).filter((f) => f.endsWith('.ppm')).sort().map((f) => {
+    const b = fs.readFileSync(path.join(out, f));
+    // Binary PPM: "P6\n<w> <h>\n255\n" then RGB bytes.
+    const header = b.subarray(0, 64).toString('latin1').match(/^P6\s+(\d+)\s+(\d+)\s+255\s/);
+    assert.ok(header, `${f}: not a binary PPM`);
+    let coloured = 0;
+    for (let i = header[0].length; i + 2 < b.length; i += 3) {
+      if (Math.max(b[i], b[i + 1], b[i + 2]) - Math.min(b[i], b[i + 1], b[i + 2]) > 80) coloured++;
+    }
+    return coloured;
+  });
+}
 
 function runner(args: string[], timeoutMs = 240_000) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'run-notebooks.ts'), ...args], {
@@ -108,5 +131,14 @@ describe('notebook runner', { skip }, () => {
       assert.deepEqual(notebookFailures(nb), [], f);
     }
     assert.ok(fs.existsSync(path.join(report, 'report.html')));
+    if (chromium && (pdftoppm || REQUIRE)) {
+      assert.ok(pdftoppm, 'pdftoppm not found: scripts/setup.sh installs poppler-utils');
+      const pages = colouredPixelsPerPage(path.join(report, 'report.pdf'));
+      const withCharts = pages.filter((c) => c > 200).length;
+      const figures = names.reduce((a, f) => a + (readManifest(report, f.replace(/\.ipynb$/, ''))?.figures.length ?? 0), 0);
+      process.stdout.write(`# report.pdf: ${pages.length} pages, ${withCharts} with charts (${figures} figures)\n`);
+      assert.ok(pages.length >= names.length, `report.pdf has ${pages.length} pages for ${names.length} notebooks`);
+      assert.ok(withCharts >= Math.min(figures, 3), `only ${withCharts} PDF pages show coloured chart pixels (${figures} figures in the run)`);
+    }
   });
 });

@@ -162,6 +162,9 @@ describe('readings', () => {
     assert.match(text, /Δ robust < 0 for 1 of 2/);
     assert.match(text, /robust interval excludes 0 for \d of 2/);
     assert.match(text, /cannot be resolved at this evaluation size/);
+    assert.doesNotMatch(text, /fell back to α = 0/, 'interpolation off: no α line');
+    const withAlpha = rows.map((r, i) => ({ ...r, alphas: [i === 1 ? 0 : 0.5] }));
+    assert.match(table1Reading(withAlpha), /fell back to α = 0 .* for \*\*1 of 4\*\* rows \(RiFT with BN k = 1\)/);
   });
 
   test('Figure 3 verdict and reading follow the distances and each method\'s BN policy', () => {

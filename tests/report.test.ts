@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Artifacts, readManifest, readManifests, reportDir } from '../lib/src/artifacts.js';
 import { barChart } from '../lib/src/charts.js';
 import {
-  cleanErrorText, combineNotebooks, formatFailures, notebookFailures, stripExternalScripts, summaryMarkdown,
+  cleanErrorText, combineNotebooks, formatFailures, notebookFailures, stripExternalScripts, summaryMarkdown, withoutProgressLines,
   type NotebookJson, type RunInfo,
 } from '../lib/src/report.js';
 import { tempDir } from './helpers.js';
@@ -126,4 +126,14 @@ describe('report helpers', () => {
       '<script>var a = 1;</script><script src="data:text/javascript,1"></script></head>';
     assert.equal(stripExternalScripts(html), '<head><script>var a = 1;</script><script src="data:text/javascript,1"></script></head>');
   });
+});
+
+test('withoutProgressLines drops Progress updates (\\r and \\n separated) and keeps everything else', () => {
+  const p = (d: number) => `finetune epoch 1/4 ${d}/9984 (${((100 * d) / 9984).toFixed(1)}%) 934.4 img/s elapsed 00:11 ETA 00:0${d === 9984 ? 0 : 5} loss 1.0955`;
+  const text = `k = 5; base 66.42% clean\n${p(128)}\r${p(9984)}\nrift-bn k=5 seed 0: clean 66.90%\n\ninterpolate α=0.25 256/1000 (25.6%) 94.8 img/s elapsed 00:03 ETA 00:08 clean 66.02%\n`;
+  assert.equal(withoutProgressLines(text), 'k = 5; base 66.42% clean\nrift-bn k=5 seed 0: clean 66.90%\n\n');
+  assert.equal(withoutProgressLines('ratio 1/2 (50%) of the way'), 'ratio 1/2 (50%) of the way');
+  const nb = { cells: [{ cell_type: 'code', metadata: {}, source: 'x', outputs: [{ output_type: 'stream', name: 'stdout', text: [`${p(128)}\n`, `${p(9984)}\n`] }, { output_type: 'stream', name: 'stdout', text: 'kept\n' }] }], metadata: {}, nbformat: 4, nbformat_minor: 5 };
+  const c = combineNotebooks([{ name: 'a', nb: nb as unknown as NotebookJson }]);
+  assert.deepEqual(c.cells[0].outputs, [{ output_type: 'stream', name: 'stdout', text: 'kept\n' }]);
 });

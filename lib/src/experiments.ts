@@ -115,6 +115,8 @@ export interface RiftRecord extends Common {
   interpolated: (ModelScore & { alpha: number; points: Array<{ alpha: number; clean: number; robust: number }> }) | null;
   /** The final model (interpolated if enabled), saved beside the record. */
   modelFile: string;
+  /** The fine-tuned model before interpolation (the kept epoch), saved beside the record; equals modelFile when interpolation is off. */
+  rawModelFile: string;
 }
 
 export interface LayerTypeRecord extends Common {
@@ -247,7 +249,8 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
   const modules = selectLowest(mrc, k, METHOD_CANDIDATES[method]);
   const bnStats = method === 'rift' ? c.finetune.bnStats.rift : c.finetune.bnStats.riftBN;
   const d = loadInputs(inp);
-  const material = { v: EXPERIMENT_VERSION, kind: 'rift', dataset: c.dataset, sha: d.sha, method, k, seed, modules, bnStats, finetune: c.finetune, interpolation: c.interpolation, eval: c.eval };
+  // rawModel: records made before rawModelFile existed have other keys, so they are recomputed.
+  const material = { v: EXPERIMENT_VERSION, kind: 'rift', rawModel: true, dataset: c.dataset, sha: d.sha, method, k, seed, modules, bnStats, finetune: c.finetune, interpolation: c.interpolation, eval: c.eval };
   const r = await cache.getOrCompute<RiftRecord>('rift', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
     const baseSnap = model.snapshot();
     try {
@@ -259,6 +262,10 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
       });
       const ftSeconds = ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0) + ft.extraEvalSeconds;
       const raw = score(base, ft.kept.clean, ft.kept.robust);
+      const modelFile = cache.path('rift', ctx.key).replace(/\.json$/, '.rbn');
+      const rawModelFile = c.interpolation.enabled ? modelFile.replace(/\.rbn$/, '.raw.rbn') : modelFile;
+      const provenance = (what: string) => ({ provenance: { profile: c.profile, seed, command: `runRift ${method} k=${k} (${what})`, config: material as unknown as Record<string, unknown> } });
+      if (c.interpolation.enabled) saveCheckpoint(rawModelFile, model, provenance('fine-tuned, before interpolation'));
       let interpolated: RiftRecord['interpolated'] = null;
       let interpSeconds = 0;
       if (c.interpolation.enabled) {
@@ -284,14 +291,13 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
         }
         interpSeconds = (Date.now() - t0) / 1000;
       }
-      const modelFile = cache.path('rift', ctx.key).replace(/\.json$/, '.rbn');
-      saveCheckpoint(modelFile, model, { provenance: { profile: c.profile, seed, command: `runRift ${method} k=${k}`, config: material as unknown as Record<string, unknown> } });
+      saveCheckpoint(modelFile, model, provenance(interpolated ? `interpolated, α = ${interpolated.alpha}` : 'fine-tuned'));
       const fin = interpolated ?? raw;
       log(inp)(`${method} k=${k} seed ${seed} [${modules.join(', ')}]: clean ${fin.clean.toFixed(2)}% (Δ ${fin.vsBase.clean.delta.toFixed(2)}) robust ${fin.robust.toFixed(2)}% (Δ ${fin.vsBase.robust.delta.toFixed(2)})${interpolated ? ` at α=${interpolated.alpha}` : ''}`);
       return {
         ...common(inp, ctx.key, d.sha, { finetune: ftSeconds, interpolation: interpSeconds }), kind: 'rift', method, k, seed, modules, bnStats,
         finetune: c.finetune, interpolation: c.interpolation, eval: c.eval, base: { clean: base.clean, robust: base.robust },
-        history: ft.history, keptEpoch: ft.keptEpoch, raw, interpolated, modelFile,
+        history: ft.history, keptEpoch: ft.keptEpoch, raw, interpolated, modelFile, rawModelFile,
       };
     } finally {
       baseSnap.dispose();
@@ -341,6 +347,12 @@ export interface KDEOptions {
   maxValues: number;
   /** KDE grid size. Default 256. */
   gridSize: number;
+  /**
+   * Which fine-tuned models: 'raw' (default), the kept fine-tuning epoch before interpolation —
+   * the RiFT-with-BN paper describes no interpolation, and an α = 0 pick would make a "fine-tuned"
+   * model identical to init — or 'final', the interpolated models of the records.
+   */
+  models: 'raw' | 'final';
   seed?: number;
 }
 
@@ -351,6 +363,10 @@ export interface KDERecord extends Common {
   k: number;
   n: number;
   advSource: 'own' | 'base';
+  /** Fine-tuned models before ('raw') or after ('final') interpolation; see KDEOptions.models. */
+  modelState: 'raw' | 'final';
+  /** α of each method's final model (null: interpolation off). */
+  alphas: { rift: number | null; riftBN: number | null };
   grid: number[];
   models: Array<{ name: 'init' | 'RiFT' | 'RiFT with BN'; modules: string[]; density: number[]; mean: number; std: number; wassersteinToInit: number; bandwidth: number }>;
 }
@@ -361,7 +377,8 @@ export interface KDERecord extends Common {
  * each model's 1-Wasserstein distance to init (cached).
  */
 export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDEOptions> = {}): Promise<KDERecord> {
-  const o: KDEOptions = { k: 5, n: 256, advSource: 'own', maxValues: 50_000, gridSize: 256, ...options };
+  const o: KDEOptions = { k: 5, n: 256, advSource: 'own', maxValues: 50_000, gridSize: 256, models: 'raw', ...options };
+  if (o.models !== 'raw' && o.models !== 'final') throw new Error(`runBNOutputKDE: models must be 'raw' or 'final', got '${o.models}'`);
   const cache = inp.cache ?? new ResultCache();
   const c = inp.config;
   const seed = o.seed ?? c.finetune.seeds[0];
@@ -375,7 +392,8 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
     const t0 = Date.now();
     const test = loadCifar({ dataset: c.dataset, split: 'test' });
     const idx = subsetIndices(test, { n: Math.min(o.n, test.n) });
-    const files = { init: inp.checkpoint, RiFT: rift.modelFile, 'RiFT with BN': riftBN.modelFile } as const;
+    const pick = (r: RiftRecord) => (o.models === 'raw' ? r.rawModelFile : r.modelFile);
+    const files = { init: inp.checkpoint, RiFT: pick(rift), 'RiFT with BN': pick(riftBN) } as const;
     for (const f of Object.values(files)) if (!fs.existsSync(f)) throw new Error(`bn-kde: model file ${f} is missing; delete its record under ${cache.path('rift', 'x').replace(/x\.json$/, '')} to recompute it`);
     const base = loadModel(inp.checkpoint).model;
     const values: Record<string, Float32Array> = {};
@@ -417,7 +435,7 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
     log(inp)(`BN-output KDE of ${layer}: W1 to init — RiFT ${models[1].wassersteinToInit.toFixed(4)}, RiFT with BN ${models[2].wassersteinToInit.toFixed(4)}`);
     return {
       ...common(inp, ctx.key, sha, { kde: (Date.now() - t0) / 1000 }), kind: 'bn-kde', layer, layerChoice, k: o.k, n: idx.length,
-      advSource: o.advSource, grid: Array.from(grid), models,
+      advSource: o.advSource, modelState: o.models, alphas: { rift: rift.interpolated?.alpha ?? null, riftBN: riftBN.interpolated?.alpha ?? null }, grid: Array.from(grid), models,
     };
   });
   return r.record;

@@ -178,6 +178,11 @@ export function table1Reading(rows: readonly Table1Row[], comparisons: readonly 
     const neg = rs.filter((r) => r.deltaRobust < 0).length;
     lines.push(`- ${METHOD_LABELS[m]}: the 95% interval of Δ robust includes 0 for ${r0} of ${rs.length} k, of Δ clean for ${c0} of ${rs.length}; Δ robust < 0 for ${neg} of ${rs.length}.`);
   }
+  const interp = rows.filter((r) => r.alphas.some((a) => a !== null));
+  const atBase = interp.filter((r) => r.alphas.every((a) => a === 0));
+  if (atBase.length) {
+    lines.push(`- Interpolation fell back to α = 0 (the base model itself: no α on the grid kept robust accuracy within the tolerance while raising clean accuracy) for **${atBase.length} of ${interp.length}** rows (${atBase.map((r) => `${METHOD_LABELS[r.method]} k = ${r.k}`).join(', ')}); their Δ is 0 by construction — the raw fine-tuned scores are in 08-beyond (b) and the records.`);
+  }
   if (comparisons.length) {
     const sigR = comparisons.filter((c) => !includes0(c.robust.ci));
     lines.push(`- Direct paired comparison (RiFT with BN − RiFT, same examples): the robust interval excludes 0 for ${sigR.length} of ${comparisons.length} (${sigR.map((c) => `k = ${c.k}: ${sgn(c.robust.delta)}`).join(', ') || 'none'}).`);
@@ -203,7 +208,9 @@ export function kdeVerdict(rec: Pick<KDERecord, 'models' | 'layer'>): Verdict {
 }
 
 /** Figure 3 reading: the verdict, the layer's role in each method, and mean / std shifts. */
-export function kdeReading(rec: Pick<KDERecord, 'models' | 'layer' | 'layerChoice' | 'n' | 'advSource'>, bnStats: { rift: string; riftBN: string }): string {
+export function kdeReading(
+  rec: Pick<KDERecord, 'models' | 'layer' | 'layerChoice' | 'n' | 'advSource'> & Partial<Pick<KDERecord, 'modelState' | 'alphas'>>, bnStats: { rift: string; riftBN: string },
+): string {
   const v = kdeVerdict(rec);
   const init = rec.models.find((m) => m.name === 'init')!;
   const role = (name: 'RiFT' | 'RiFT with BN', policy: string) => {
@@ -216,6 +223,11 @@ export function kdeReading(rec: Pick<KDERecord, 'models' | 'layer' | 'layerChoic
     `**Reading (computed from the record).** ${verdictMarkdown([v]).slice(2)}.`,
     '',
     `- Layer: ${rec.layer} (${rec.layerChoice}); ${rec.n} test images, adversarial examples crafted against ${rec.advSource === 'own' ? 'each model itself' : 'the base model'}.`,
+    ...(rec.modelState
+      ? [`- Models: ${rec.modelState === 'raw' ? 'the fine-tuned models before interpolation (kept epoch)' : 'the final (interpolated) models'}` +
+        (rec.alphas ? `; interpolation picked α = ${rec.alphas.rift ?? 'off'} for RiFT and α = ${rec.alphas.riftBN ?? 'off'} for RiFT with BN` +
+          (rec.modelState === 'final' && (rec.alphas.rift === 0 || rec.alphas.riftBN === 0) ? ' — an α = 0 model is the base model itself, so its distance to init is 0 by construction' : '') : '') + '.']
+      : []),
     `- ${role('RiFT', bnStats.rift)}.`,
     `- ${role('RiFT with BN', bnStats.riftBN)}.`,
     '- The distances come from one run and a subsample of the outputs; they describe the shift, not its uncertainty.',

@@ -190,10 +190,23 @@ function markdownCell(source: string): NotebookCell {
   return { cell_type: 'markdown', metadata: {}, source };
 }
 
+/** A line written by `Progress` (lib/src/progress.ts): "<label> done/total (p%) … elapsed mm:ss ETA mm:ss …". */
+const PROGRESS_LINE = /^.*\d+\/\d+ \(\d+(\.\d+)?%\).* elapsed [\d:]+ ETA [\d:]+.*$/;
+
+/**
+ * Text of a stdout stream without `Progress` lines (carriage-return updates included): they
+ * help while a notebook runs and stay in the executed notebooks, but are noise in a report.
+ */
+export function withoutProgressLines(text: string): string {
+  return text.split('\n').map((line) => line.split('\r').filter((seg) => seg.trim() !== '' && !PROGRESS_LINE.test(seg)).pop() ?? (line.trim() === '' ? line : null))
+    .filter((l): l is string => l !== null).join('\n');
+}
+
 /**
  * One notebook made of several executed ones, in order, each starting on a new page in print,
- * after an optional title cell (Markdown). Cell ids are made unique. Used for the single
- * HTML report (nbconvert) and its PDF.
+ * after an optional title cell (Markdown). Cell ids are made unique; progress lines are left
+ * out of stdout streams (withoutProgressLines). Used for the single HTML report (nbconvert)
+ * and its PDF.
  */
 export function combineNotebooks(parts: ReadonlyArray<{ name: string; nb: NotebookJson }>, title?: string): NotebookJson {
   if (parts.length === 0) throw new Error('combineNotebooks: no notebooks');
@@ -204,6 +217,13 @@ export function combineNotebooks(parts: ReadonlyArray<{ name: string; nb: Notebo
     for (const c of nb.cells) {
       const copy = structuredClone(c);
       if (copy.id !== undefined) copy.id = `${name.replace(/[^A-Za-z0-9-]/g, '-')}-${copy.id}`.slice(0, 64);
+      if (copy.outputs) {
+        copy.outputs = copy.outputs.flatMap((o) => {
+          if (o.output_type !== 'stream' || o.name !== 'stdout') return [o];
+          const text = withoutProgressLines(Array.isArray(o.text) ? o.text.join('') : o.text ?? '');
+          return text.trim() === '' ? [] : [{ ...o, text }];
+        });
+      }
       cells.push(copy);
     }
   });
