@@ -165,9 +165,10 @@ const QUICK: Omit<ExperimentConfig, 'dataset'> = {
   eval: { n: 1000, cleanN: null, attack: PGD10, batchSize: 256 },
   // MRC on 1000 fixed adversarial examples, 5 ascent epochs: 4–7 s per module, 41 modules ≈ 4.5 min.
   mrc: { advN: 1000, attack: PGD10, eps: 0.1, lr: 1, batchSize: 512, epochs: 5, stopAtFirstProjection: false, bnRadius: 'joint' },
-  // 4 epochs on a 10k balanced subset: ~10–15 s per epoch. Per top-k run ≈ 2 min (4 epochs, a clean
-  // evaluation per epoch, PGD-10 for the kept epoch, 3 interior α points); 10 top-k runs + 2
-  // BN-policy runs + 3 layer-type curves (PGD-10 every epoch) ≈ 35 min.
+  // 4 epochs on a 10k balanced subset: ~10–15 s per epoch. Measured in a fresh-clone `npm start`
+  // (BENCHMARKS.md): a top-k run (4 epochs, a clean evaluation per epoch, PGD-10 for the kept
+  // epoch, 3 interior α points) 96–106 s; Table 1's 10 runs 17.7 min; the 3 layer-type curves
+  // (PGD-10 every epoch) 6.2 min; the whole quick reproduction 35 min.
   // The paper's lr 1e-3. Measured alternatives on the quick base (1000-image evaluation):
   // at 1e-3 a single module barely moves (layer1.1.bn1: clean 66.1 → 66.0/65.6/65.6/65.7 over
   // 4 × 10k images; layer2.0.shortcut.0 over 4 × 50k images: 66.2 → 66.1), so more data is not
