@@ -133,6 +133,9 @@ describe('readings', () => {
     assert.deepEqual(vs.map((v) => v.verdict), ['matches', 'matches', 'matches', 'matches', 'matches']);
     const flipped = layerTypeVerdicts([lt('bn-only', [[80, 50], [79, 49]]), lt('conv-linear-only', [[80, 50], [81, 51]]), lt('full', [[80, 50], [80.5, 52]])]);
     assert.deepEqual(flipped.map((v) => v.verdict), ['does not match', 'matches', 'not testable', 'does not match', 'does not match']);
+    // BN-only: clean −1 (SE at 80% on 1000 = ±1.26) and robust −1 (SE at 50% = ±1.58): both flagged as within noise.
+    assert.match(flipped[0].measured, /clean -1\.00 is within one binomial SE \(±1\.26 pt, n = 1000\); robust -1\.00 is within one binomial SE \(±1\.58 pt, n = 1000\)/);
+    assert.doesNotMatch(layerTypeVerdicts([lt('bn-only', [[80, 50], [79, 45]])])[0].measured, /robust -5\.00 is within/);
     assert.match(layerTypeReading(paperLike), /5 matches, 0 does not match, 0 not testable/);
     assert.doesNotMatch(layerTypeReading(paperLike), /Identical curves/);
     const same = layerTypeReading([lt('bn-only', [[10, 5], [11, 6]]), lt('full', [[10, 5], [11, 6]])]);

@@ -52,7 +52,17 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
     if (!r || r.history.length < 2) { out.push({ claim, measured: 'no fine-tuning epoch recorded', verdict: 'not testable' }); continue; }
     const [h0, h1] = r.history;
     const dc = h1.clean - h0.clean, dr = h1.robust - h0.robust;
-    out.push({ claim, measured: `epoch 1 vs 0: clean ${sgn(dc)}, robust ${sgn(dr)} pt`, verdict: dc > 0 && dr > 0 ? 'matches' : 'does not match' });
+    // A change against the claim that is smaller than one binomial SE of the metric is flagged, so
+    // that a reader does not take noise for a contradiction (the verdict itself stays literal).
+    const nRobust = r.eval.n ?? 10_000, nClean = r.eval.cleanN ?? r.eval.n ?? 10_000;
+    const small = [
+      dc <= 0 && Math.abs(dc) < binomialSE(h0.clean, nClean) ? `clean ${sgn(dc)} is within one binomial SE (±${f2(binomialSE(h0.clean, nClean))} pt, n = ${nClean})` : null,
+      dr <= 0 && Math.abs(dr) < binomialSE(h0.robust, nRobust) ? `robust ${sgn(dr)} is within one binomial SE (±${f2(binomialSE(h0.robust, nRobust))} pt, n = ${nRobust})` : null,
+    ].filter((x): x is string => x !== null);
+    out.push({
+      claim, measured: `epoch 1 vs 0: clean ${sgn(dc)}, robust ${sgn(dr)} pt${small.length ? ` (${small.join('; ')})` : ''}`,
+      verdict: dc > 0 && dr > 0 ? 'matches' : 'does not match',
+    });
   }
   const lateLoss = (r: LT) => Math.max(...r.history.slice(1).map((h) => h.robust)) - r.history[r.history.length - 1].robust;
   {
