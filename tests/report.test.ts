@@ -13,6 +13,8 @@ import {
   type NotebookJson, type RunInfo,
 } from '../lib/src/report.js';
 import { tempDir } from './helpers.js';
+import { PassThrough } from 'node:stream';
+import { Progress, PROGRESS_LINE } from '../lib/src/progress.js';
 
 function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
   const old = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
@@ -136,4 +138,17 @@ test('withoutProgressLines drops Progress updates (\\r and \\n separated) and ke
   const nb = { cells: [{ cell_type: 'code', metadata: {}, source: 'x', outputs: [{ output_type: 'stream', name: 'stdout', text: [`${p(128)}\n`, `${p(9984)}\n`] }, { output_type: 'stream', name: 'stdout', text: 'kept\n' }] }], metadata: {}, nbformat: 4, nbformat_minor: 5 };
   const c = combineNotebooks([{ name: 'a', nb: nb as unknown as NotebookJson }]);
   assert.deepEqual(c.cells[0].outputs, [{ output_type: 'stream', name: 'stdout', text: 'kept\n' }]);
+});
+
+test('PROGRESS_LINE matches what Progress writes, on a terminal and off it', () => {
+  for (const isTTY of [false, true]) {
+    let text = '';
+    const stream = Object.assign(new PassThrough(), { isTTY, write: (s: string) => { text += s; return true; } });
+    const p = new Progress('finetune epoch 1/4', 300, { unit: 'img', stream, intervalMs: 0 });
+    p.update(100, 'loss 1.2');
+    p.update(300, 'loss 1.1');
+    const segs = text.split(/[\r\n]/).filter((s) => s.trim() !== '');
+    assert.ok(segs.length >= 2 && segs.every((s) => PROGRESS_LINE.test(s)), JSON.stringify(segs));
+    assert.equal(withoutProgressLines(text).trim(), '');
+  }
 });

@@ -84,14 +84,18 @@ export async function evaluate(
   const clean = new Uint8Array(n);
   const robust = attack ? new Uint8Array(n) : undefined;
   const progress = o.progress === false ? undefined : new Progress(o.label, n, { unit: 'img', ...o.progress });
+  // With cleanIndices (only reached with an attack) clean accuracy comes from its own pass below.
+  const cleanHere = !o.cleanIndices;
   const t0 = Date.now();
   let done = 0;
   for (let k = 0; k < batches.length; k++) {
     const { x, y } = makeBatch(data, batches[k]);
     try {
-      const logits = model.forward(x);
-      clean.set(correctMask(logits, y), done);
-      logits.dispose();
+      if (cleanHere) {
+        const logits = model.forward(x);
+        clean.set(correctMask(logits, y), done);
+        logits.dispose();
+      }
       if (attack && robust) {
         const xAdv = pgd(model, x, y, { ...attack, seed: attack.seed + k * attack.restarts });
         const advLogits = model.forward(xAdv);
@@ -102,15 +106,13 @@ export async function evaluate(
       tf.dispose([x, y]);
     }
     done += batches[k].length;
-    const extra = `clean ${((100 * sum(clean, done)) / done).toFixed(2)}%` + (robust ? ` robust ${((100 * sum(robust, done)) / done).toFixed(2)}%` : '');
+    const extra = [cleanHere ? `clean ${((100 * sum(clean, done)) / done).toFixed(2)}%` : '', robust ? `robust ${((100 * sum(robust, done)) / done).toFixed(2)}%` : ''].filter(Boolean).join(' ');
     progress?.update(done, extra);
     await new Promise((r) => setImmediate(r));
   }
-  let cleanRecord = record(clean);
-  if (o.cleanIndices) {
-    const c = await evaluate(model, data, { ...o, indices: o.cleanIndices, cleanIndices: undefined, attack: null, label: `${o.label} (clean)` });
-    cleanRecord = c.clean;
-  }
+  const cleanRecord = cleanHere
+    ? record(clean)
+    : (await evaluate(model, data, { ...o, indices: o.cleanIndices, cleanIndices: undefined, attack: null, label: `${o.label} (clean)` })).clean;
   const seconds = (Date.now() - t0) / 1000;
   return {
     n,

@@ -25,7 +25,7 @@ import { makeBatch, batchIndices } from './data.js';
 import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsample } from './kde.js';
 
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
-export const EXPERIMENT_VERSION = 2;
+export const EXPERIMENT_VERSION = 3;
 
 export interface ExperimentInputs {
   config: ExperimentConfig;
@@ -249,8 +249,7 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
   const modules = selectLowest(mrc, k, METHOD_CANDIDATES[method]);
   const bnStats = method === 'rift' ? c.finetune.bnStats.rift : c.finetune.bnStats.riftBN;
   const d = loadInputs(inp);
-  // rawModel: records made before rawModelFile existed have other keys, so they are recomputed.
-  const material = { v: EXPERIMENT_VERSION, kind: 'rift', rawModel: true, dataset: c.dataset, sha: d.sha, method, k, seed, modules, bnStats, finetune: c.finetune, interpolation: c.interpolation, eval: c.eval };
+  const material = { v: EXPERIMENT_VERSION, kind: 'rift', dataset: c.dataset, sha: d.sha, method, k, seed, modules, bnStats, finetune: c.finetune, interpolation: c.interpolation, eval: c.eval };
   const r = await cache.getOrCompute<RiftRecord>('rift', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
     const baseSnap = model.snapshot();
     try {
@@ -260,7 +259,7 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
         trainIndices: d.trainIdx, evalIndices: d.evalIdx, cleanIndices: d.cleanIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: false,
         progress: inp.progress !== false,
       });
-      const ftSeconds = ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0) + ft.extraEvalSeconds;
+      const ftSeconds = ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0);
       const raw = score(base, ft.kept.clean, ft.kept.robust);
       const modelFile = cache.path('rift', ctx.key).replace(/\.json$/, '.rbn');
       const rawModelFile = c.interpolation.enabled ? modelFile.replace(/\.rbn$/, '.raw.rbn') : modelFile;

@@ -100,8 +100,6 @@ export interface FinetuneResult {
   keptEpoch: number;
   /** Per-example correctness of the kept epoch on the evaluation set (for paired statistics). */
   kept: { clean: Uint8Array; robust: Uint8Array };
-  /** Evaluation seconds not in `history` (the kept epoch's robust evaluation when that epoch is not in history, i.e. epoch 0 without evalBefore). */
-  extraEvalSeconds: number;
 }
 
 /** Modules and default BN policy of a layer-type mode (Figures 1/2). */
@@ -160,7 +158,6 @@ export async function finetune(model: ResNet18, train: CifarData, test: CifarDat
   const evalOnce = (label: string, robust = perEpochRobust) =>
     evaluate(model, test, { indices: o.evalIndices, cleanIndices: o.cleanIndices, attack: robust ? o.evalAttack : null, batchSize: o.evalBatchSize, label, progress: o.progress ? {} : false });
   const initial = model.snapshot();
-  let keptRobustSeconds = 0;
   try {
     for (const [n, m] of Object.entries(modes)) model.setBNMode([n], m);
     if (o.evalBefore) {
@@ -189,14 +186,12 @@ export async function finetune(model: ResNet18, train: CifarData, test: CifarDat
       // Same indices, attack and batch size as a per-epoch evaluation: the numbers are the ones 'every-epoch' would give.
       const ev = await evalOnce(`finetune kept epoch ${kept.epoch} eval`, true);
       keptRobust = ev.robust!.perExample;
-      const h = history.find((x) => x.epoch === kept.epoch);
-      if (h) { h.robust = ev.robust!.accuracy; h.evalSeconds += ev.seconds; }
-      keptRobustSeconds = h ? 0 : ev.seconds;
+      // The kept epoch is in history: `best` is only set by consider(), right after its epoch's record.
+      const h = history.find((x) => x.epoch === kept.epoch)!;
+      h.robust = ev.robust!.accuracy;
+      h.evalSeconds += ev.seconds;
     }
-    return {
-      modules: [...o.modules], bnStats: o.bnStats, trainedKeys, bnUpdated, history, keptEpoch: kept.epoch, kept: { clean: kept.clean, robust: keptRobust },
-      extraEvalSeconds: keptRobustSeconds,
-    };
+    return { modules: [...o.modules], bnStats: o.bnStats, trainedKeys, bnUpdated, history, keptEpoch: kept.epoch, kept: { clean: kept.clean, robust: keptRobust } };
   } finally {
     (best as { snap: StateSnapshot | null } | null)?.snap?.dispose();
     initial.dispose();

@@ -23,6 +23,13 @@ export function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+/**
+ * Matches one line written by `Progress.update` ("<label> done/total (p%) … elapsed mm:ss ETA
+ * mm:ss …", terminal control codes allowed before it): readers that drop progress lines (the
+ * report) use this rather than a copy of the format.
+ */
+export const PROGRESS_LINE = /^.*\d+\/\d+ \(\d+(\.\d+)?%\).* elapsed [\d:]+ ETA [\d:]+.*$/;
+
 export class Progress {
   private readonly o: ProgressOptions;
   private readonly start = Date.now();

@@ -5,6 +5,7 @@
  * from the artifact manifests, and joins executed notebooks into one for the HTML/PDF report.
  */
 import type { ArtifactManifest } from './artifacts.js';
+import { PROGRESS_LINE } from './progress.js';
 
 /** The subset of nbformat 4 used here. */
 export interface NotebookJson {
@@ -189,9 +190,6 @@ export function summaryMarkdown(run: RunInfo, manifests: readonly ArtifactManife
 function markdownCell(source: string): NotebookCell {
   return { cell_type: 'markdown', metadata: {}, source };
 }
-
-/** A line written by `Progress` (lib/src/progress.ts): "<label> done/total (p%) … elapsed mm:ss ETA mm:ss …". */
-const PROGRESS_LINE = /^.*\d+\/\d+ \(\d+(\.\d+)?%\).* elapsed [\d:]+ ETA [\d:]+.*$/;
 
 /**
  * Text of a stdout stream without `Progress` lines (carriage-return updates included): they
