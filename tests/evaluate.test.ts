@@ -60,6 +60,7 @@ test('cleanIndices: clean accuracy on its own examples, robust unchanged', async
     const viaNull = await evaluate(model, data, { ...o, indices: attacked, cleanIndices: cleanSet, attack: null });
     assert.deepEqual(viaNull.clean.perExample, cleanOnly.clean.perExample);
     assert.equal(viaNull.robust, undefined);
+    await assertNoLeak('evaluate with cleanIndices', () => evaluate(model, data, { ...o, indices: attacked, cleanIndices: cleanSet }));
   } finally {
     model.dispose();
   }

@@ -123,6 +123,7 @@ test("fine-tuning with evalRobust 'kept' measures PGD once, for the kept epoch, 
       else assert.equal(h.robust, null, `epoch ${h.epoch} robust should not be measured`);
     }
     await assert.rejects(finetune(model, train(), testSet(), { ...opts, evalRobust: 'kept', keep: 'best-robust' }), /best-robust' needs evalRobust 'every-epoch'/);
+    await assertNoLeak("finetune evalRobust 'kept'", async () => { await finetune(model, train(), testSet(), { ...opts, epochs: 1, evalRobust: 'kept' }); model.restore(snap); });
   } finally {
     model.restore(snap);
     snap.dispose();
@@ -142,6 +143,7 @@ test('interpolation sweep: known α points are used as given; the rest match a f
     // A known point is taken as given (here deliberately altered): it is not re-evaluated.
     const fake = await interpolationSweep(model, a, b, testSet(), { ...o, known: [{ ...full.points[2], clean: 101 }] });
     assert.equal(fake.points[2].clean, 101);
+    await assertNoLeak('interpolationSweep with known points', () => interpolationSweep(model, a, b, testSet(), { ...o, known }));
   } finally {
     model.restore(a);
     a.dispose(); b.dispose(); other.dispose();
