@@ -157,6 +157,10 @@ runMain(async () => {
   const missing = jupyterMissing(ROOT);
   if (missing) throw new Error(missing);
   ensureKernel(ROOT, say);
+  // Notebooks import the compiled library (lib/dist): rebuild first so that an edit to lib/src
+  // is what runs (incremental: about a second when nothing changed).
+  const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', path.join(ROOT, 'lib')], { cwd: ROOT, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`building lib/ (tsc -b lib) failed before running the notebooks:\n${build.stdout}${build.stderr}`);
   const chromium = values['no-pdf'] ? undefined : findChromium();
   if (!values['no-pdf'] && !chromium) {
     throw new Error('Chromium not found for the PDF (install Debian\'s chromium: bash scripts/setup.sh, set CHROME_PATH, or pass --no-pdf)');

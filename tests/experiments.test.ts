@@ -8,6 +8,7 @@ import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, runBNOutput
 import * as fs from 'node:fs';
 import { ResultCache } from '../lib/src/cache.js';
 import { table1Rows } from '../lib/src/tables.js';
+import { pairedComparison } from '../lib/src/stats.js';
 import { testEngine, tempDir } from './helpers.js';
 
 const dir = tempDir();
@@ -56,6 +57,14 @@ test('top-k RiFT and RiFT with BN on the smoke profile: complete records, cached
   const lt = await runLayerType(inp, 'bn-only');
   assert.equal(lt.history[0].epoch, 0);
   assert.equal(lt.history[0].clean, base.clean);
+  assert.equal(lt.history[0].cleanBits, base.cleanBits, 'epoch 0 is the base model on the same examples');
+  assert.equal(lt.history[0].robustBits.length, base.robustBits.length);
+  for (const h of lt.history) {
+    // The paired Δ is recomputable from the stored bits and equals the difference of the accuracies.
+    assert.ok(Math.abs(h.vsBase.clean.delta - (h.clean - lt.history[0].clean)) < 1e-9);
+    assert.ok(Math.abs(h.vsBase.robust.delta - (h.robust - lt.history[0].robust)) < 1e-9);
+    assert.deepEqual(h.vsBase.robust, pairedComparison(decodeBits(lt.history[0].robustBits), decodeBits(h.robustBits)));
+  }
   assert.equal(lt.modules.length, 20);
   const kde = await runBNOutputKDE(inp, { k: 1, n: 16, gridSize: 64 });
   assert.deepEqual(kde.models.map((m) => m.name), ['init', 'RiFT', 'RiFT with BN']);

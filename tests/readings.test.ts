@@ -19,10 +19,29 @@ import { PAPER_TABLE1 } from '../lib/src/paper.js';
 
 const attack = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 };
 
-function lt(mode: LayerTypeRecord['mode'], points: Array<[number, number]>): Pick<LayerTypeRecord, 'mode' | 'history' | 'eval'> {
+/**
+ * A layer-type record on n = 1000 examples whose per-example bits give the listed accuracies.
+ * `churn` correct answers are swapped between epochs (the set of correct examples moves by
+ * `churn` per epoch), so that a small net change comes with many discordant pairs: noise.
+ */
+function lt(mode: LayerTypeRecord['mode'], points: Array<[number, number]>, churn = 0): Pick<LayerTypeRecord, 'mode' | 'history' | 'eval'> {
+  const n = 1000;
+  const correct = (pct: number, epoch: number) => {
+    const a = new Uint8Array(n);
+    for (let i = 0; i < Math.round((pct * n) / 100); i++) a[(i + epoch * churn) % n] = 1;
+    return a;
+  };
+  const b0 = { clean: correct(points[0][0], 0), robust: correct(points[0][1], 0) };
   return {
-    mode, eval: { n: 1000, cleanN: 1000, attack, batchSize: 256 },
-    history: points.map(([clean, robust], epoch) => ({ epoch, lr: epoch ? 1e-3 : null, trainLoss: null, clean, robust, trainSeconds: 0, evalSeconds: 0 })),
+    mode, eval: { n, cleanN: n, attack, batchSize: 256 },
+    history: points.map(([clean, robust], epoch) => {
+      const b = { clean: correct(clean, epoch), robust: correct(robust, epoch) };
+      return {
+        epoch, lr: epoch ? 1e-3 : null, trainLoss: null, clean, robust, trainSeconds: 0, evalSeconds: 0,
+        cleanBits: encodeBits(b.clean), robustBits: encodeBits(b.robust),
+        vsBase: { clean: pairedComparison(b0.clean, b.clean), robust: pairedComparison(b0.robust, b.robust) },
+      };
+    }),
   };
 }
 
@@ -75,8 +94,13 @@ describe('rows for tables and charts', () => {
     ]);
     const table = layerTypeTableRows(paperLike);
     assert.equal(table.length, 12);
-    assert.deepEqual(table[11], { mode: 'Full', epoch: 3, lr: '1e-3', clean: 83.5, robust: 47, 'Δ clean': 3.5, 'Δ robust': -3 });
+    const { 'Δ clean 95% CI': cleanCI, 'Δ robust 95% CI': robustCI, ...rest } = table[11];
+    assert.deepEqual(rest, { mode: 'Full', epoch: 3, lr: '1e-3', clean: 83.5, robust: 47, 'Δ clean': 3.5, 'Δ robust': -3 });
+    // Nested correct sets: 35 gains and no loss on clean, 30 losses on robust: intervals on one side of 0.
+    assert.match(String(cleanCI), /^\[\+\d\.\d\d, \+\d\.\d\d\]$/);
+    assert.match(String(robustCI), /^\[-\d\.\d\d, -\d\.\d\d\]$/);
     assert.equal(table[0].lr, null);
+    assert.equal(table[0]['Δ robust 95% CI'], null, 'epoch 0 is the reference: no interval');
   });
 
   test('MRC rows in network order with ranks and selections; selections per k', () => {
@@ -133,9 +157,18 @@ describe('readings', () => {
     assert.deepEqual(vs.map((v) => v.verdict), ['matches', 'matches', 'matches', 'matches', 'matches']);
     const flipped = layerTypeVerdicts([lt('bn-only', [[80, 50], [79, 49]]), lt('conv-linear-only', [[80, 50], [81, 51]]), lt('full', [[80, 50], [80.5, 52]])]);
     assert.deepEqual(flipped.map((v) => v.verdict), ['does not match', 'matches', 'not testable', 'does not match', 'does not match']);
-    // BN-only: clean −1 (SE at 80% on 1000 = ±1.26) and robust −1 (SE at 50% = ±1.58): both flagged as within noise.
-    assert.match(flipped[0].measured, /clean -1\.00 is within one binomial SE \(±1\.26 pt, n = 1000\); robust -1\.00 is within one binomial SE \(±1\.58 pt, n = 1000\)/);
-    assert.doesNotMatch(layerTypeVerdicts([lt('bn-only', [[80, 50], [79, 45]])])[0].measured, /robust -5\.00 is within/);
+    // Nested correct sets (no churn): −1 pt is 10 losses and no gain, a real change.
+    assert.match(flipped[0].measured, /^epoch 1 vs 0: clean -1\.00 \[-\d\.\d\d, -0\.\d\d\], robust -1\.00 \[-\d\.\d\d, -0\.\d\d\] pt$/);
+    // With 40 answers swapped per epoch the same −1 pt has ~90 discordant pairs: within noise, said so.
+    const noisy = layerTypeVerdicts([lt('bn-only', [[80, 50], [79, 49]], 40)])[0];
+    assert.equal(noisy.verdict, 'does not match');
+    assert.match(noisy.measured, /\(the clean and the robust changes are within noise: the paired 95% interval includes 0\)$/);
+    const oneNoisy = layerTypeVerdicts([lt('bn-only', [[80, 50], [81, 45]], 20)])[0];
+    assert.match(oneNoisy.measured, /\(the clean change is within noise/);
+    // Later loss: paired best-vs-last interval per mode, with the epochs named.
+    assert.match(vs[2].measured, /Conv\/Linear-only 1\.50 \[\+?\d\.\d\d, \d\.\d\d\] \(epoch 1 → 3\), BN-only 0\.30 \[\d\.\d\d, \d\.\d\d\] \(epoch 1 → 3\)/);
+    assert.match(vs[3].measured, /Full − Conv\/Linear-only: \+1\.30 \[\+\d\.\d\d, \+\d\.\d\d\] pt \(paired 95% interval\)$/);
+    assert.match(vs[4].measured, /Full -3\.00 \[-\d\.\d\d, -\d\.\d\d\] pt$/);
     assert.match(layerTypeReading(paperLike), /5 matches, 0 does not match, 0 not testable/);
     assert.doesNotMatch(layerTypeReading(paperLike), /Identical curves/);
     const same = layerTypeReading([lt('bn-only', [[10, 5], [11, 6]]), lt('full', [[10, 5], [11, 6]])]);

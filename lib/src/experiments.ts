@@ -25,7 +25,7 @@ import { makeBatch, batchIndices } from './data.js';
 import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsample } from './kde.js';
 
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
-export const EXPERIMENT_VERSION = 3;
+export const EXPERIMENT_VERSION = 4;
 
 export interface ExperimentInputs {
   config: ExperimentConfig;
@@ -128,7 +128,17 @@ export interface LayerTypeRecord extends Common {
   finetune: ExperimentConfig['finetune'];
   eval: ExperimentConfig['eval'];
   /** Epoch 0 (base) to the last epoch: the curves of Figures 1/2 (robust measured at every epoch). */
-  history: Array<FinetuneEpoch & { robust: number }>;
+  history: LayerTypeEpoch[];
+}
+
+/** One epoch of a layer-type curve, with what paired comparisons between epochs need. */
+export interface LayerTypeEpoch extends FinetuneEpoch {
+  robust: number;
+  /** Per-example correctness on the clean / attacked evaluation images (`encodeBits`). */
+  cleanBits: string;
+  robustBits: string;
+  /** Paired comparison with epoch 0 (the base model) on the same examples. */
+  vsBase: { clean: PairedComparison; robust: PairedComparison };
 }
 
 interface Loaded {
@@ -313,14 +323,24 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
   const material = { v: EXPERIMENT_VERSION, kind: 'layer-type', dataset: c.dataset, sha: d.sha, mode, seed, finetune: c.finetune, eval: c.eval };
   const r = await cache.getOrCompute<LayerTypeRecord>('layer-type', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
     const { modules, bnStats } = layerTypeModules(model, mode);
+    const bits = new Map<number, { clean: Uint8Array; robust: Uint8Array }>();
     const ft = await finetune(model, d.train, d.test, {
+      onEpoch: (rec, ev) => {
+        if (!ev.robust) throw new Error(`layer-type ${mode}: epoch ${rec.epoch} has no robust accuracy`);
+        bits.set(rec.epoch, { clean: ev.clean.perExample, robust: ev.robust.perExample });
+      },
       modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
       momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: 'last', evalRobust: 'every-epoch', seed, trainIndices: d.trainIdx,
       evalIndices: d.evalIdx, cleanIndices: d.cleanIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: true, progress: inp.progress !== false,
     });
-    const history = ft.history.map((h) => {
-      if (h.robust === null) throw new Error(`layer-type ${mode}: epoch ${h.epoch} has no robust accuracy`);
-      return { ...h, robust: h.robust };
+    const b0 = bits.get(0)!;
+    const history = ft.history.map((h): LayerTypeEpoch => {
+      const b = bits.get(h.epoch);
+      if (h.robust === null || !b) throw new Error(`layer-type ${mode}: epoch ${h.epoch} has no robust accuracy`);
+      return {
+        ...h, robust: h.robust, cleanBits: encodeBits(b.clean), robustBits: encodeBits(b.robust),
+        vsBase: { clean: pairedComparison(b0.clean, b.clean), robust: pairedComparison(b0.robust, b.robust) },
+      };
     });
     const last = history[history.length - 1];
     log(inp)(`layer-type ${mode}: epoch 0 clean ${history[0].clean.toFixed(2)}% robust ${history[0].robust.toFixed(2)}% → epoch ${last.epoch} clean ${last.clean.toFixed(2)}% robust ${last.robust.toFixed(2)}%`);

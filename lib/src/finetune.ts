@@ -66,8 +66,12 @@ export interface FinetuneOptions {
   seed: number;
   /** Progress lines. Default true. */
   progress: boolean;
-  /** Called after every epoch with the record (e.g. to log or checkpoint). */
-  onEpoch?: (e: FinetuneEpoch) => void | Promise<void>;
+  /**
+   * Called after every evaluated epoch (epoch 0 too with `evalBefore`) with the record and the
+   * evaluation (per-example correctness, for paired statistics). The evaluation's arrays are plain
+   * typed arrays, safe to keep.
+   */
+  onEpoch?: (e: FinetuneEpoch, evaluation: EvaluationResult) => void | Promise<void>;
 }
 
 export const DEFAULT_FINETUNE: Omit<FinetuneOptions, 'modules'> = {
@@ -165,7 +169,7 @@ export async function finetune(model: ResNet18, train: CifarData, test: CifarDat
       const rec: FinetuneEpoch = { epoch: 0, lr: null, trainLoss: null, clean: ev.clean.accuracy, robust: ev.robust?.accuracy ?? null, trainSeconds: 0, evalSeconds: ev.seconds };
       history.push(rec);
       if (o.keep !== 'last') consider(0, ev);
-      await o.onEpoch?.(rec);
+      await o.onEpoch?.(rec, ev);
     }
     for (let e = 0; e < o.epochs; e++) {
       opt.lr = e >= decay ? o.lr * o.lrGamma : o.lr;
@@ -177,7 +181,7 @@ export async function finetune(model: ResNet18, train: CifarData, test: CifarDat
       const rec: FinetuneEpoch = { epoch: e + 1, lr: opt.lr, trainLoss: r.loss, clean: ev.clean.accuracy, robust: ev.robust?.accuracy ?? null, trainSeconds: r.seconds, evalSeconds: ev.seconds };
       history.push(rec);
       if (o.keep !== 'last' || e === o.epochs - 1) consider(e + 1, ev);
-      await o.onEpoch?.(rec);
+      await o.onEpoch?.(rec, ev);
     }
     const kept = best as unknown as { epoch: number; snap: StateSnapshot | null; clean: Uint8Array; robust: Uint8Array | null };
     model.restore(kept.snap ?? initial);

@@ -50,21 +50,17 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
     const r = by.get(m);
     const claim = `${name(m)} first raises both clean and robust accuracy`;
     if (!r || r.history.length < 2) { out.push({ claim, measured: 'no fine-tuning epoch recorded', verdict: 'not testable' }); continue; }
-    const [h0, h1] = r.history;
-    const dc = h1.clean - h0.clean, dr = h1.robust - h0.robust;
-    // A change against the claim that is smaller than one binomial SE of the metric is flagged, so
-    // that a reader does not take noise for a contradiction (the verdict itself stays literal).
-    const nRobust = r.eval.n ?? 10_000, nClean = r.eval.cleanN ?? r.eval.n ?? 10_000;
-    const small = [
-      dc <= 0 && Math.abs(dc) < binomialSE(h0.clean, nClean) ? `clean ${sgn(dc)} is within one binomial SE (±${f2(binomialSE(h0.clean, nClean))} pt, n = ${nClean})` : null,
-      dr <= 0 && Math.abs(dr) < binomialSE(h0.robust, nRobust) ? `robust ${sgn(dr)} is within one binomial SE (±${f2(binomialSE(h0.robust, nRobust))} pt, n = ${nRobust})` : null,
-    ].filter((x): x is string => x !== null);
+    const { clean: c, robust: rb } = r.history[1].vsBase;
+    // A change whose paired interval includes 0 is named, so that a reader takes neither a
+    // contradiction nor a confirmation from noise (the verdict itself stays literal: the signs).
+    const noise = [includes0(c.ci) ? 'clean' : null, includes0(rb.ci) ? 'robust' : null].filter((x): x is string => x !== null);
     out.push({
-      claim, measured: `epoch 1 vs 0: clean ${sgn(dc)}, robust ${sgn(dr)} pt${small.length ? ` (${small.join('; ')})` : ''}`,
-      verdict: dc > 0 && dr > 0 ? 'matches' : 'does not match',
+      claim,
+      measured: `epoch 1 vs 0: clean ${formatDeltaCI(c.delta, c.ci)}, robust ${formatDeltaCI(rb.delta, rb.ci)} pt` +
+        (noise.length ? ` (the ${noise.join(' and the ')} change${noise.length > 1 ? 's are' : ' is'} within noise: the paired 95% interval includes 0)` : ''),
+      verdict: c.delta > 0 && rb.delta > 0 ? 'matches' : 'does not match',
     });
   }
-  const lateLoss = (r: LT) => Math.max(...r.history.slice(1).map((h) => h.robust)) - r.history[r.history.length - 1].robust;
   {
     const bn = by.get('bn-only'), cl = by.get('conv-linear-only');
     const claim = 'later in fine-tuning, Conv/Linear-only loses more robustness than BN-only';
@@ -73,7 +69,12 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
       out.push({ claim, measured: `${Math.max(epochs, 0)} fine-tuning epoch(s): a later loss needs at least 2`, verdict: 'not testable' });
     } else {
       const a = lateLoss(cl), b = lateLoss(bn);
-      out.push({ claim, measured: `robust drop from the best fine-tuned epoch to the last: Conv/Linear-only ${f2(a)}, BN-only ${f2(b)} pt`, verdict: a > b ? 'matches' : 'does not match' });
+      const cell = (l: LateLoss) => `${f2(l.drop)} [${f2(l.ci[0])}, ${f2(l.ci[1])}]`;
+      out.push({
+        claim,
+        measured: `robust drop from the best fine-tuned epoch to the last (paired 95% interval): Conv/Linear-only ${cell(a)} (epoch ${a.best} → ${a.last}), BN-only ${cell(b)} (epoch ${b.best} → ${b.last}) pt`,
+        verdict: a.drop > b.drop ? 'matches' : 'does not match',
+      });
     }
   }
   const modes = records.map((r) => r.mode);
@@ -83,20 +84,42 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
     out.push({ claim: 'Full fine-tuning loses the most robustness', measured: 'needs Full and another mode with fine-tuning epochs', verdict: 'not testable' });
     return out;
   }
-  const bestClean = new Map(records.map((r) => [r.mode, Math.max(...r.history.slice(1).map((h) => h.clean))]));
-  const robustChange = new Map(records.map((r) => [r.mode, r.history[r.history.length - 1].robust - r.history[0].robust]));
-  const others = modes.filter((m) => m !== 'full');
-  out.push({
-    claim: 'Full fine-tuning gives the best clean accuracy',
-    measured: `best clean over the epochs: ${modes.map((m) => `${name(m)} ${f2(bestClean.get(m)!)}`).join(', ')}`,
-    verdict: others.every((m) => bestClean.get('full')! > bestClean.get(m)!) ? 'matches' : 'does not match',
-  });
-  out.push({
-    claim: 'Full fine-tuning loses the most robustness',
-    measured: `robust change, last epoch vs epoch 0: ${modes.map((m) => `${name(m)} ${sgn(robustChange.get(m)!)}`).join(', ')} pt`,
-    verdict: others.every((m) => robustChange.get('full')! < robustChange.get(m)!) && robustChange.get('full')! < 0 ? 'matches' : 'does not match',
-  });
+  const bestCleanEpoch = new Map(records.map((r) => [r.mode, r.history.slice(1).reduce((a, h) => (h.clean > a.clean ? h : a))]));
+  const lastOf = (r: LT) => r.history[r.history.length - 1];
+  const others = records.filter((r) => r.mode !== 'full');
+  {
+    // Full against the runner-up, paired on the same clean images (each at its own best epoch).
+    const fb = bestCleanEpoch.get('full')!;
+    const runnerUp = others.reduce((a, r) => (bestCleanEpoch.get(r.mode)!.clean > bestCleanEpoch.get(a.mode)!.clean ? r : a));
+    const rb = bestCleanEpoch.get(runnerUp.mode)!;
+    const gap = pairedComparison(decodeBits(rb.cleanBits), decodeBits(fb.cleanBits));
+    out.push({
+      claim: 'Full fine-tuning gives the best clean accuracy',
+      measured: `best clean over the epochs: ${modes.map((m) => `${name(m)} ${f2(bestCleanEpoch.get(m)!.clean)}`).join(', ')}; ` +
+        `Full − ${name(runnerUp.mode)}: ${formatDeltaCI(gap.delta, gap.ci)} pt (paired 95% interval${includes0(gap.ci) ? ', includes 0' : ''})`,
+      verdict: others.every((r) => fb.clean > bestCleanEpoch.get(r.mode)!.clean) ? 'matches' : 'does not match',
+    });
+  }
+  {
+    const change = (r: LT) => lastOf(r).vsBase.robust;
+    out.push({
+      claim: 'Full fine-tuning loses the most robustness',
+      measured: `robust change, last epoch vs epoch 0 (paired 95% interval): ${records.map((r) => `${name(r.mode)} ${formatDeltaCI(change(r).delta, change(r).ci)}`).join(', ')} pt`,
+      verdict: others.every((r) => change(full).delta < change(r).delta) && change(full).delta < 0 ? 'matches' : 'does not match',
+    });
+  }
   return out;
+}
+
+type LateLoss = { drop: number; ci: [number, number]; best: number; last: number };
+
+/** Robust drop from the best fine-tuned epoch to the last, with its paired interval (drop = best − last). */
+function lateLoss(r: LT): LateLoss {
+  const h = r.history;
+  const best = h.slice(1).reduce((a, x) => (x.robust > a.robust ? x : a));
+  const last = h[h.length - 1];
+  const c = pairedComparison(decodeBits(last.robustBits), decodeBits(best.robustBits));
+  return { drop: c.delta, ci: c.ci, best: best.epoch, last: last.epoch };
 }
 
 /** Figures 1/2: the verdicts as a paragraph, with the noise yardstick and a warning when curves coincide. */
@@ -121,7 +144,7 @@ export function layerTypeReading(records: readonly LT[]): string {
     verdictMarkdown(vs),
     '',
     `Noise yardstick: ${n} evaluation images, so one binomial standard error is ±${f2(seC)} pt on clean and ±${f2(seR)} pt on robust accuracy ` +
-      `(all curves use the same images, so epoch-to-epoch differences are somewhat less noisy, but a difference below ~${f2(2 * seR)} pt should not be read as a trend). ` +
+      `for one accuracy; differences between epochs or modes are measured on the same images, so the verdicts carry paired 95% bootstrap intervals, the right yardstick for them (a difference whose interval includes 0 is not a trend). ` +
       `${epochs} fine-tuning epoch(s) per mode (the paper does not state its count).`,
     ...(same.length ? ['', `⚠ Identical curves (${same.join('; ')}): the modes cannot be told apart at this scale (e.g. a near-chance model), so the verdicts above mean nothing.`] : []),
   ].join('\n');

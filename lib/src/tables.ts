@@ -106,16 +106,22 @@ export function layerTypeCurveRows(records: readonly Pick<LayerTypeRecord, 'mode
   ]));
 }
 
-/** Table rows of Figures 1/2: one per (mode, epoch) with clean / robust accuracy and their change since epoch 0 (points). */
+/**
+ * Table rows of Figures 1/2: one per (mode, epoch) with clean / robust accuracy, their change since
+ * epoch 0 (points) and its paired 95% interval on the same examples (null at epoch 0).
+ */
 export function layerTypeTableRows(records: readonly Pick<LayerTypeRecord, 'mode' | 'history'>[]): Array<Record<string, string | number | null>> {
   return records.flatMap((r) => {
     const h0 = r.history[0];
     return r.history.map((h) => ({
       mode: LAYER_TYPE_LABELS[r.mode], epoch: h.epoch, lr: h.lr === null ? null : h.lr.toExponential(0), clean: h.clean, robust: h.robust,
       'Δ clean': h.clean - h0.clean, 'Δ robust': h.robust - h0.robust,
+      'Δ clean 95% CI': h.epoch === h0.epoch ? null : ciCell(h.vsBase.clean.ci), 'Δ robust 95% CI': h.epoch === h0.epoch ? null : ciCell(h.vsBase.robust.ci),
     }));
   });
 }
+
+const ciCell = (ci: readonly [number, number]) => `[${ci.map((x) => (x >= 0 ? `+${x.toFixed(2)}` : x.toFixed(2))).join(', ')}]`;
 
 /** One module of an MRC ranking, for the bar chart (network order) and the ranking table. */
 export type MRCRow = {
