@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
-  attackLabel, layerTypeCurveRows, layerTypeTableRows, mrcRows, mrcSelectionRows, scoreCells, deltaBars,
+  attackLabel, evalConfigLabel, layerTypeCurveRows, layerTypeDeltaRows, layerTypeTableRows, mrcRows, mrcSelectionRows, scoreCells, deltaBars,
   table1DisplayRows, table1DetailRows, table1DeltaBars, type Table1Row,
 } from '../lib/src/tables.js';
 import {
@@ -101,6 +101,19 @@ describe('rows for tables and charts', () => {
     assert.match(String(robustCI), /^\[-\d\.\d\d, -\d\.\d\d\]$/);
     assert.equal(table[0].lr, null);
     assert.equal(table[0]['Δ robust 95% CI'], null, 'epoch 0 is the reference: no interval');
+    const deltas = layerTypeDeltaRows(paperLike);
+    assert.equal(deltas.length, 3 * 4 * 2);
+    assert.deepEqual(deltas[0], { mode: 'BN-only', epoch: 0, x: -0.1, metric: 'Δ Normal (clean)', delta: 0, low: 0, high: 0 });
+    assert.deepEqual([...new Set(deltas.filter((d) => d.epoch === 2).map((d) => d.x))], [1.9, 2, 2.1], 'modes dodged around the epoch');
+    const fullRobust3 = deltas.find((d) => d.mode === 'Full' && d.epoch === 3 && d.metric.startsWith('Δ Adv'))!;
+    assert.equal(fullRobust3.delta, -3);
+    assert.ok(fullRobust3.low <= -3 && fullRobust3.high >= -3 && fullRobust3.high < 0, 'the interval holds Δ; 30 losses, no gain: below 0');
+  });
+
+  test('evaluation-set labels name the clean and the attacked image counts', () => {
+    assert.equal(evalConfigLabel({ n: 1000, cleanN: null }), '10000 test images clean, 1000 attacked');
+    assert.equal(evalConfigLabel({ n: null, cleanN: null }), '10000 test images');
+    assert.equal(evalConfigLabel({ n: 64, cleanN: 128 }), '128 test images clean, 64 attacked');
   });
 
   test('MRC rows in network order with ranks and selections; selections per k', () => {

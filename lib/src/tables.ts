@@ -79,6 +79,11 @@ export function evalImagesLabel(b: { n: number; cleanN?: number }): string {
   return b.cleanN === undefined || b.cleanN === b.n ? `${b.n} test images` : `${b.cleanN} test images clean, ${b.n} attacked`;
 }
 
+/** `evalImagesLabel` of an evaluation config (null = the whole test split, `testSize`, default 10,000). */
+export function evalConfigLabel(e: { n: number | null; cleanN: number | null }, testSize = 10_000): string {
+  return evalImagesLabel({ n: e.n ?? testSize, cleanN: e.cleanN ?? testSize });
+}
+
 export function attackLabel(a: Pick<AttackConfig, 'steps' | 'restarts'>): string {
   return `PGD-${a.steps}${a.restarts > 1 ? `×${a.restarts}` : ''}`;
 }
@@ -104,6 +109,33 @@ export function layerTypeCurveRows(records: readonly Pick<LayerTypeRecord, 'mode
     { mode: LAYER_TYPE_LABELS[r.mode], epoch: h.epoch, metric: p.clean, accuracy: h.clean },
     { mode: LAYER_TYPE_LABELS[r.mode], epoch: h.epoch, metric: p.robust, accuracy: h.robust },
   ]));
+}
+
+/** One point of a Figure 1/2 change curve: Δ since epoch 0 with its paired 95% interval (points). */
+export type LayerTypeDeltaRow = {
+  mode: string;
+  epoch: number;
+  /** epoch shifted by a small per-mode offset (±0.1), so that the modes' interval bars do not hide each other. */
+  x: number;
+  /** 'Δ Normal (clean)' or 'Δ Adv (PGD-10 …)'. */
+  metric: string;
+  delta: number;
+  low: number;
+  high: number;
+};
+
+/**
+ * Chart rows of the change since epoch 0 per (mode, epoch, metric) with the paired 95% interval of
+ * `vsBase` (epoch 0: 0 [0, 0]), for `lineChart({ x: 'x', y: 'delta', yLow: 'low', yHigh: 'high' })`: the
+ * curves' differences on the same images, with their own noise.
+ */
+export function layerTypeDeltaRows(records: readonly Pick<LayerTypeRecord, 'mode' | 'history' | 'eval'>[]): LayerTypeDeltaRow[] {
+  const p = layerTypePanels(records);
+  const dodge = (i: number) => (records.length > 1 ? 0.2 * (i / (records.length - 1) - 0.5) : 0);
+  return records.flatMap((r, i) => r.history.flatMap((h) => ([['clean', p.clean], ['robust', p.robust]] as const).map(([m, label]) => {
+    const c = h.vsBase[m];
+    return { mode: LAYER_TYPE_LABELS[r.mode], epoch: h.epoch, x: h.epoch + dodge(i), metric: `Δ ${label}`, delta: c.delta, low: c.ci[0], high: c.ci[1] };
+  })));
 }
 
 /**
