@@ -6,11 +6,11 @@ import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
 import {
   attackLabel, evalConfigLabel, layerTypeCurveRows, layerTypeDeltaRows, layerTypeTableRows, mrcRows, mrcSelectionRows, scoreCells, deltaBars,
-  table1DisplayRows, table1DetailRows, table1DeltaBars, type Table1Row,
+  table1DisplayRows, table1DetailRows, table1DeltaBars, seedCells, type Table1Row,
 } from '../lib/src/tables.js';
 import {
   layerTypeVerdicts, layerTypeReading, table1Reading, methodComparisons, methodComparisonCells, kdeVerdict, kdeReading,
-  bnPolicyReading, interpolationReading, restartsReading, baseReading, mrcReading, binomialSE,
+  bnPolicyReading, interpolationReading, restartsReading, seedReading, baseReading, mrcReading, binomialSE,
 } from '../lib/src/readings.js';
 import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord } from '../lib/src/experiments.js';
 import { pairedComparison } from '../lib/src/stats.js';
@@ -254,6 +254,31 @@ describe('readings', () => {
     assert.match(text, /RiFT: -12\.00 \[/);
     assert.match(text, /changed/);
     assert.match(text, /measurably for 1 of 3 models \(RiFT\)/);
+  });
+
+  test('seed variation: cells per (method, seed) and a reading that counts who is ahead per seed', () => {
+    const n = 100;
+    const base = { clean: bits(n, range(0, 70)), robust: bits(n, range(0, 40)) };
+    const rec = (method: 'rift' | 'rift-bn', seed: number, cleanTo: number, alpha: number) => {
+      const raw = score(base, bits(n, range(0, cleanTo + 2)), bits(n, range(0, 37)));
+      const fin = alpha === 0 ? score(base, base.clean, base.robust) : score(base, bits(n, range(0, cleanTo)), bits(n, range(0, 40)));
+      return { method, k: 5, seed, raw, interpolated: { ...fin, alpha, points: [] } };
+    };
+    const recs = [rec('rift-bn', 1, 74, 0.5), rec('rift', 0, 71, 0.5), rec('rift-bn', 0, 75, 0.25), rec('rift', 1, 70, 0)];
+    const cells = seedCells(recs);
+    assert.deepEqual(cells.map((c) => [c.method, c.seed, c['α']]), [['RiFT', 0, 0.5], ['RiFT', 1, 0], ['RiFT with BN', 0, 0.25], ['RiFT with BN', 1, 0.5]]);
+    assert.match(String(cells[2]['final Δ clean [95% CI]']), /^\+5\.00 \[/);
+    assert.match(String(cells[2]['raw Δ clean [95% CI]']), /^\+7\.00 \[/);
+    assert.match(String(cells[1]['final Δ clean [95% CI]']), /^\+0\.00 \[\+0\.00, \+0\.00\]$/);
+    const text = seedReading(recs);
+    assert.match(text, /k = 5, fine-tuning seeds 0, 1/);
+    assert.match(text, /- RiFT: final Δ clean \+0\.50 ± 0\.71, Δ robust \+0\.00 ± 0\.00; raw .*interpolation kept a fine-tuned model \(α > 0\) in 1 of 2 seeds/);
+    assert.match(text, /- RiFT with BN: final Δ clean \+4\.50 ± 0\.71/);
+    assert.match(text, /clean \(final models, per seed\): \+4\.00 \[.*\]; \+4\.00 \[.*\]; RiFT with BN ahead in 2, RiFT in 0 of 2/);
+    assert.match(text, /same in every seed/);
+    const flipped = seedReading([rec('rift', 0, 71, 0.5), rec('rift-bn', 0, 75, 0.25), rec('rift', 1, 76, 0.5), rec('rift-bn', 1, 74, 0.5)]);
+    assert.match(flipped, /ahead in 1, RiFT in 1 of 2/);
+    assert.match(flipped, /changes with the seed/);
   });
 
   test('base and MRC readings', () => {

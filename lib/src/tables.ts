@@ -228,6 +228,23 @@ export function deltaBars(labels: Record<string, unknown>, s: Pick<ModelScore, '
 }
 
 /**
+ * Seed variation (08d): one row per (method, seed) of top-k records at one k, with the final
+ * model's Δ vs base (the interpolated one when interpolation is on), the α chosen, and the raw
+ * fine-tuned model's Δ (before interpolation), each with its paired 95% interval.
+ */
+export function seedCells(records: readonly Pick<RiftRecord, 'method' | 'seed' | 'raw' | 'interpolated'>[]): Array<Record<string, string | number>> {
+  const cell = (c: ModelScore['vsBase']['clean']) => formatDeltaCI(c.delta, c.ci);
+  return [...records].sort((a, b) => (a.method === b.method ? a.seed - b.seed : a.method === 'rift' ? -1 : 1)).map((r) => {
+    const f = r.interpolated ?? r.raw;
+    return {
+      method: METHOD_LABELS[r.method], seed: r.seed, α: r.interpolated ? r.interpolated.alpha : 'off',
+      'final Δ clean [95% CI]': cell(f.vsBase.clean), 'final Δ robust [95% CI]': cell(f.vsBase.robust),
+      'raw Δ clean [95% CI]': cell(r.raw.vsBase.clean), 'raw Δ robust [95% CI]': cell(r.raw.vsBase.robust),
+    };
+  });
+}
+
+/**
  * Table 1 as displayed (the accuracy part, narrow enough for a printed page): ours beside the
  * paper's values and Δs, Δ vs base with its 95% interval; with `base`, a first row for the base
  * model beside the paper's base. The tests and selections are in `table1DetailRows`.
