@@ -325,10 +325,7 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
     const { modules, bnStats } = layerTypeModules(model, mode);
     const bits = new Map<number, { clean: Uint8Array; robust: Uint8Array }>();
     const ft = await finetune(model, d.train, d.test, {
-      onEpoch: (rec, ev) => {
-        if (!ev.robust) throw new Error(`layer-type ${mode}: epoch ${rec.epoch} has no robust accuracy`);
-        bits.set(rec.epoch, { clean: ev.clean.perExample, robust: ev.robust.perExample });
-      },
+      onEpoch: (rec, ev) => { if (ev.robust) bits.set(rec.epoch, { clean: ev.clean.perExample, robust: ev.robust.perExample }); },
       modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
       momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: 'last', evalRobust: 'every-epoch', seed, trainIndices: d.trainIdx,
       evalIndices: d.evalIdx, cleanIndices: d.cleanIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: true, progress: inp.progress !== false,
