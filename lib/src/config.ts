@@ -171,8 +171,8 @@ const QUICK: Omit<ExperimentConfig, 'dataset'> = {
   // 4 epochs on a 10k balanced subset: ~10–15 s per epoch. Measured in a fresh-clone `npm start`
   // (BENCHMARKS.md): a top-k run (4 epochs, a clean evaluation per epoch, PGD-10 for the kept
   // epoch, 3 interior α points) 96–106 s; Table 1's 10 runs 17.7 min; the 3 layer-type curves
-  // (PGD-10 every epoch) 6.2 min; 08's seed section (4 more top-k runs) 7 min; the whole quick
-  // reproduction 35.8 min before that section (RESULTS.md, BENCHMARKS.md).
+  // (PGD-10 every epoch) 6.2 min; 08's seed section (4 more top-k runs) 7–8 min; the whole quick
+  // reproduction from a fresh clone 42.7 min (RESULTS.md, BENCHMARKS.md).
   // The paper's lr 1e-3. Measured alternatives on the quick base (1000-image evaluation):
   // at 1e-3 a single module barely moves (layer1.1.bn1: clean 66.1 → 66.0/65.6/65.6/65.7 over
   // 4 × 10k images; layer2.0.shortcut.0 over 4 × 50k images: 66.2 → 66.1), so more data is not
