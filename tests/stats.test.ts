@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import {
   pairedComparison, pairedComparisonFromCounts, pairedCounts, bootstrapDeltas, mcnemarExactP,
   newcombePairedInterval, wilsonInterval, normalCdf, normalQuantile, quantileSorted,
-  summarizeSeeds, formatDelta, formatMeanStd, formatP, type PairedCounts,
+  summarizeSeeds, formatCI, formatDelta, formatMeanStd, formatP, type PairedCounts,
 } from '../lib/src/stats.js';
 import { Rng } from '../lib/src/rng.js';
 
@@ -118,6 +118,7 @@ test('formatDelta, formatP, summarizeSeeds, formatMeanStd', () => {
   assert.equal(formatDelta({ delta: 1.19, ci: [0.62, 1.75], mcnemarP: 0.0004 }), '+1.19 [+0.62, +1.75] pp (McNemar p=0.0004)');
   assert.equal(formatDelta({ delta: -0.5, ci: [-1.004, -0.001], mcnemarP: 1 }), '-0.50 [-1.00, +0.00] pp (McNemar p=1)');
   assert.equal(formatDelta({ delta: 0.123, ci: [0, 0.3], mcnemarP: 0.5 }, 1), '+0.1 [+0.0, +0.3] pp (McNemar p=0.5000)');
+  assert.equal(formatCI([-1.004, -0.001]), '[-1.00, +0.00]', 'the interval alone, same signs as in formatDelta');
   assert.equal(formatP(3.2e-12), '3.2e-12');
   const s = summarizeSeeds([1, 2, 3, 4]);
   assert.equal(s.n, 4);

@@ -9,7 +9,7 @@ import type { Table1Row } from './tables.js';
 import { LAYER_TYPE_LABELS, METHOD_LABELS, attackLabel, evalImagesLabel } from './tables.js';
 import { PAPER_RIFT, PAPER_TABLE1 } from './paper.js';
 import { resolveConfig, type ExperimentConfig } from './config.js';
-import { pairedComparison, formatDeltaCI, formatP, type PairedComparison } from './stats.js';
+import { pairedComparison, summarizeSeeds, formatDeltaCI, formatP, type PairedComparison } from './stats.js';
 import type { LayerTypeMode } from './finetune.js';
 
 /** A claim of the paper beside what our records show. */
@@ -324,7 +324,7 @@ export function seedReading(records: readonly Pick<RiftRecord, 'method' | 'k' | 
   if (records.length === 0) return '_No seed records._';
   const seeds = [...new Set(records.map((r) => r.seed))].sort((a, b) => a - b);
   const ks = [...new Set(records.map((r) => r.k))];
-  const ms = (xs: number[]) => { const m = xs.reduce((a, b) => a + b, 0) / xs.length; const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : NaN; return `${sgn(m)}${Number.isNaN(sd) ? '' : ` ± ${f2(sd)}`}`; };
+  const ms = (xs: number[]) => { const s = summarizeSeeds(xs); return `${sgn(s.mean)}${s.n > 1 ? ` ± ${f2(s.std)}` : ''}`; };
   const lines = [`**Reading (computed from the records).** k = ${ks.join(', ')}, fine-tuning seeds ${seeds.join(', ')} (mean ± std over seeds, points vs base):`, ''];
   for (const m of ['rift', 'rift-bn'] as const) {
     const rs = records.filter((r) => r.method === m);

@@ -394,9 +394,14 @@ export function formatP(p: number): string {
   return p >= 1e-4 ? p.toFixed(4) : p === 0 ? '<1e-300' : p.toExponential(1);
 }
 
+/** An interval of a change for a table cell: "[+0.62, +1.75]" (`digits` decimals, default 2). */
+export function formatCI(ci: readonly [number, number], digits = 2): string {
+  return `[${signed(ci[0], digits)}, ${signed(ci[1], digits)}]`;
+}
+
 /** Δ with its interval for a table cell: "+1.19 [+0.62, +1.75]" (`digits` decimals, default 2). */
 export function formatDeltaCI(delta: number, ci: readonly [number, number], digits = 2): string {
-  return `${signed(delta, digits)} [${signed(ci[0], digits)}, ${signed(ci[1], digits)}]`;
+  return `${signed(delta, digits)} ${formatCI(ci, digits)}`;
 }
 
 /**

@@ -4,7 +4,7 @@
  * Δ-vs-base cells and bars.
  */
 import { decodeBits, METHOD_CANDIDATES, type BaseRecord, type RiftRecord, type Method, type LayerTypeRecord, type MRCRecord, type ModelScore } from './experiments.js';
-import { summarizeSeeds, multiSeedDelta, formatDeltaCI, formatP } from './stats.js';
+import { summarizeSeeds, multiSeedDelta, formatCI, formatDeltaCI, formatP } from './stats.js';
 import { PAPER_TABLE1 } from './paper.js';
 import { selectLowest } from './mrc.js';
 import type { AttackConfig } from './config.js';
@@ -148,12 +148,10 @@ export function layerTypeTableRows(records: readonly Pick<LayerTypeRecord, 'mode
     return r.history.map((h) => ({
       mode: LAYER_TYPE_LABELS[r.mode], epoch: h.epoch, lr: h.lr === null ? null : h.lr.toExponential(0), clean: h.clean, robust: h.robust,
       'Δ clean': h.clean - h0.clean, 'Δ robust': h.robust - h0.robust,
-      'Δ clean 95% CI': h.epoch === h0.epoch ? null : ciCell(h.vsBase.clean.ci), 'Δ robust 95% CI': h.epoch === h0.epoch ? null : ciCell(h.vsBase.robust.ci),
+      'Δ clean 95% CI': h.epoch === h0.epoch ? null : formatCI(h.vsBase.clean.ci), 'Δ robust 95% CI': h.epoch === h0.epoch ? null : formatCI(h.vsBase.robust.ci),
     }));
   });
 }
-
-const ciCell = (ci: readonly [number, number]) => `[${ci.map((x) => (x >= 0 ? `+${x.toFixed(2)}` : x.toFixed(2))).join(', ')}]`;
 
 /** One module of an MRC ranking, for the bar chart (network order) and the ranking table. */
 export type MRCRow = {
