@@ -14,6 +14,15 @@ import { toCsv, toMarkdown, toHtml, tableRows, formatCell, toDataFrame } from '.
 type Layer = { mark: { type: string } | string; transform?: Array<{ filter: string }>; encoding: Record<string, { field?: string; scale?: { domain?: unknown[]; range?: unknown[] } }> };
 const values = (s: VegaLiteSpec) => (s.data as { values: Record<string, unknown>[] }).values;
 
+/** Asserts a column facet on `field` in `order` with independent y scales; returns the panel's layers. */
+function panelLayers(spec: VegaLiteSpec, field: string, order: string[]): Layer[] {
+  const facet = spec.facet as { column: { field: string; sort: string[] } };
+  assert.equal(facet.column.field, field);
+  assert.deepEqual(facet.column.sort, order);
+  assert.deepEqual(spec.resolve, { scale: { y: 'independent' } });
+  return (spec.spec as { layer: Layer[] }).layer;
+}
+
 function history() {
   const rows: Array<{ epoch: number; method: string; metric: string; accuracy: number; lo: number; hi: number }> = [];
   for (const method of ['BN-only', 'Conv/Linear-only', 'Full']) {
@@ -45,11 +54,7 @@ describe('lineChart', () => {
     assert.equal(spec.$schema, VEGA_LITE_SCHEMA);
     assert.equal(spec.title, 'Figure 1');
     assert.equal((spec.config as { font: string }).font, CHART_FONT);
-    const facet = spec.facet as { column: { field: string; sort: string[] } };
-    assert.equal(facet.column.field, 'metric');
-    assert.deepEqual(facet.column.sort, ['clean', 'PGD-10']);
-    assert.deepEqual(spec.resolve, { scale: { y: 'independent' } });
-    const layers = (spec.spec as { layer: Layer[] }).layer;
+    const layers = panelLayers(spec, 'metric', ['clean', 'PGD-10']);
     assert.deepEqual(layers.map((l) => (typeof l.mark === 'string' ? l.mark : l.mark.type)), ['line', 'rule', 'rule', 'text']);
     const line = layers[0];
     assert.equal(line.encoding.x.field, 'epoch');
@@ -114,11 +119,7 @@ describe('barChart panels, markers and scales', () => {
 
   test('panel facets by a field (independent value scales), rules in every panel, marker ticks skip null', () => {
     const spec = barChart(bars(), { x: 'k', y: 'delta', group: 'method', panel: 'metric', yLow: 'lo', yHigh: 'hi', marker: 'paper', rules: [{ y: 0 }] });
-    const facet = spec.facet as { column: { field: string; sort: string[] } };
-    assert.equal(facet.column.field, 'metric');
-    assert.deepEqual(facet.column.sort, ['Δ robust', 'Δ clean']);
-    assert.deepEqual(spec.resolve, { scale: { y: 'independent' } });
-    const layers = (spec.spec as { layer: Layer[] }).layer;
+    const layers = panelLayers(spec, 'metric', ['Δ robust', 'Δ clean']);
     assert.deepEqual(layers.map((l) => (typeof l.mark === 'string' ? l.mark : l.mark.type)), ['bar', 'rule', 'tick', 'rule']);
     assert.equal(layers[2].encoding.y.field, 'paper');
     assert.ok(layers[2].encoding.xOffset, 'ticks sit on their own bar of the group');
