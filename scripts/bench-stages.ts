@@ -1,16 +1,9 @@
-/**
- * `npm run bench:stages [-- --profile quick --backends onednn,wasm --images 1024 --out P]`
- * Per-stage timing of a reproduction on each backend (lib/src/stage-bench.ts): PGD-AT epoch,
- * PGD-10 and clean evaluation, MRC, fine-tuning epoch — timed on a sample with the library's own
- * functions and projected to the profile's sizes — plus the projected compute of the notebooks
- * (02–08) from those stages. `--images` can be given per backend, e.g. `onednn=1024,wasm=256`.
- */
-import { parseArgs } from 'node:util';
-import { initEngine, BACKEND_ORDER, type BackendName, type EngineInfo } from '../lib/src/engine.js';
+/** `npm run bench:stages -- [options]`: per-stage timing projected to a profile (`--help` lists the options). */
+import { initEngine, BACKEND_ORDER, type EngineInfo } from '../lib/src/engine.js';
 import { resolveConfig, parseOverrides, type ExperimentConfig } from '../lib/src/config.js';
 import { benchStages, STAGE_NAMES, type StageTiming, type StageName } from '../lib/src/stage-bench.js';
 import { writeFileAtomic } from '../lib/src/checkpoint.js';
-import { runMain } from './cli.js';
+import { runMain, parseCli, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
 /**
  * Compute of the notebooks from stage times (seconds), following what each one runs:
@@ -36,29 +29,35 @@ function projectNotebooks(c: ExperimentConfig, s: Record<StageName, number>): Ar
 
 const fmt = (s: number) => (s < 120 ? `${s.toFixed(1)} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
 
+const CLI = {
+  command: 'npm run bench:stages --',
+  summary: 'Per-stage timing of a reproduction on each backend (lib/src/stage-bench.ts): PGD-AT epoch, PGD-10 and\n' +
+    'clean evaluation, MRC, fine-tuning epoch, timed on a sample with the library\'s own functions and\n' +
+    'projected to the profile\'s sizes, plus the projected compute of notebooks 02–08 from those stages.',
+  options: {
+    profile: COMMON_OPTIONS.profile,
+    dataset: COMMON_OPTIONS.dataset,
+    backends: { type: 'string', arg: '<b,...>', help: `backends, of ${BACKEND_ORDER.join(', ')} (default: all available but cpu)` },
+    images: { type: 'string', default: '1024', arg: '<N|b=N,...>', help: 'sample size, optionally per backend (e.g. onednn=1024,wasm=256)' },
+    stages: { type: 'string', arg: '<s,...>', help: `stages, of ${STAGE_NAMES.join(', ')} (default: all)` },
+    set: COMMON_OPTIONS.set,
+    out: { type: 'string', arg: '<P>', help: 'write P.json and P.md' },
+  },
+} as const satisfies CliSpec<Record<string, CliOption>>;
+
 runMain(async () => {
-  const { values } = parseArgs({
-    options: {
-      profile: { type: 'string', default: process.env.RIFT_PROFILE ?? 'quick' },
-      dataset: { type: 'string', default: 'cifar10' },
-      backends: { type: 'string' },
-      images: { type: 'string', default: '1024' },
-      stages: { type: 'string' },
-      set: { type: 'string', multiple: true, default: [] },
-      out: { type: 'string' },
-    },
-  });
-  const config = resolveConfig(values.profile!, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set!));
-  const requested = values.backends?.split(',') as BackendName[] | undefined;
-  for (const b of requested ?? []) if (!BACKEND_ORDER.includes(b)) throw new Error(`--backends: unknown backend '${b}' (known: ${BACKEND_ORDER.join(', ')})`);
+  const { values } = parseCli(CLI);
+  const config = resolveConfig(values.profile, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set));
+  const requested = values.backends === undefined ? undefined : choiceListArg('backends', values.backends, BACKEND_ORDER);
   const imagesFor = (b: string): number => {
-    const parts = values.images!.split(',');
+    const parts = values.images.split(',');
     const named = parts.find((p) => p.startsWith(`${b}=`));
     const v = Number(named ? named.slice(b.length + 1) : parts.find((p) => !p.includes('=')) ?? 1024);
     if (!Number.isInteger(v) || v < 2) throw new Error(`--images must be an integer ≥ 2 (or backend=N,...), got '${values.images}'`);
     return v;
   };
-  const stages = values.stages ? (values.stages.split(',') as StageName[]) : [...STAGE_NAMES];
+  const stages = values.stages ? choiceListArg('stages', values.stages, STAGE_NAMES) : [...STAGE_NAMES];
+  for (const b of requested ?? BACKEND_ORDER) imagesFor(b); // a bad --images fails before any timing
 
   const results: Array<{ engine: EngineInfo; images: number; stages: StageTiming[]; notebooks: Array<{ part: string; seconds: number }> | null }> = [];
   for (const backend of requested ?? BACKEND_ORDER.filter((b) => b !== 'cpu')) {

@@ -1,20 +1,10 @@
-/**
- * `npm run bench [-- --widths 1,0.25 --batches 32,128 --iterations 5 --backends onednn,wasm
- *    --torch auto|on|off --out BENCH]`
- * Images/s and GFLOP/s of inference, one PGD step (gradient w.r.t. the input) and one SGD
- * training step (gradients w.r.t. the weights) of a CIFAR ResNet-18, for every requested (by
- * default every available, except the slow pure-JS `cpu`) backend; in the same run the PyTorch
- * CPU yardstick (scripts/bench_torch.py, same architecture, tasks, batch sizes and threads, with
- * the glibc malloc settings of toolchain.md), and ours / PyTorch per figure. `--out P` writes
- * P.json and P.md.
- */
-import { parseArgs } from 'node:util';
+/** `npm run bench -- [options]`: throughput per backend beside PyTorch (`--help` lists the options). */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { initEngine, BACKEND_ORDER, type BackendName, type EngineInfo } from '../lib/src/engine.js';
+import { initEngine, BACKEND_ORDER, type EngineInfo } from '../lib/src/engine.js';
 import { benchTask, BENCH_TASKS, type BenchResult } from '../lib/src/bench.js';
 import { writeFileAtomic } from '../lib/src/checkpoint.js';
-import { runMain } from './cli.js';
+import { runMain, parseCli, intArg, choiceArg, choiceListArg, type CliSpec, type CliOption } from './cli.js';
 
 const PYTHON = '/usr/bin/python3';
 const MALLOC = { MALLOC_MMAP_THRESHOLD_: '33554432', MALLOC_TRIM_THRESHOLD_: '17179869184', MALLOC_TOP_PAD_: '1073741824' };
@@ -27,25 +17,32 @@ function list(v: string, what: string): number[] {
   return xs;
 }
 
+const CLI = {
+  command: 'npm run bench --',
+  summary: 'Images/s and GFLOP/s of inference, one PGD step (gradient w.r.t. the input) and one SGD training step\n' +
+    '(gradients w.r.t. the weights) of a CIFAR ResNet-18 on every requested backend (default: every available\n' +
+    'one except the slow pure-JS cpu), beside the PyTorch CPU yardstick (scripts/bench_torch.py: same\n' +
+    'architecture, tasks, batch sizes and threads; glibc malloc settings of ../shared/docs/toolchain.md).',
+  options: {
+    widths: { type: 'string', default: '1,0.25', arg: '<w,...>', help: 'ResNet-18 width multipliers' },
+    batches: { type: 'string', default: '32,128', arg: '<b,...>', help: 'batch sizes' },
+    batch: { type: 'string', arg: '<b,...>', help: 'alias of --batches' },
+    iterations: { type: 'string', default: '5', arg: '<N>', help: 'timed iterations (median reported) after 1 warm-up' },
+    backends: { type: 'string', arg: '<b,...>', help: `backends to measure, of ${BACKEND_ORDER.join(', ')} (default: all available but cpu)` },
+    backend: { type: 'string', arg: '<b,...>', help: 'alias of --backends' },
+    torch: { type: 'string', default: 'auto', arg: '<auto|on|off>', help: 'PyTorch yardstick: auto = when python3-torch is installed, on = required' },
+    out: { type: 'string', arg: '<P>', help: 'write P.json and P.md' },
+  },
+} as const satisfies CliSpec<Record<string, CliOption>>;
+
 runMain(async () => {
-  const { values } = parseArgs({
-    options: {
-      widths: { type: 'string', default: '1,0.25' },
-      batches: { type: 'string', default: '32,128' },
-      batch: { type: 'string' },
-      iterations: { type: 'string', default: '5' },
-      backends: { type: 'string' },
-      backend: { type: 'string' },
-      torch: { type: 'string', default: 'auto' },
-      out: { type: 'string' },
-    },
-  });
-  const widths = list(values.widths!, 'widths');
-  const batches = list(values.batch ?? values.batches!, 'batches');
-  const iterations = Number(values.iterations);
-  if (!Number.isInteger(iterations) || iterations < 1) throw new Error(`--iterations must be a positive integer, got '${values.iterations}'`);
-  const requested = (values.backends ?? values.backend)?.split(',') as BackendName[] | undefined;
-  for (const b of requested ?? []) if (!BACKEND_ORDER.includes(b)) throw new Error(`--backends: unknown backend '${b}' (known: ${BACKEND_ORDER.join(', ')})`);
+  const { values } = parseCli(CLI);
+  const widths = list(values.widths, 'widths');
+  const batches = list(values.batch ?? values.batches, 'batches');
+  const iterations = intArg('iterations', values.iterations, 1);
+  const torchMode = choiceArg('torch', values.torch, ['auto', 'on', 'off'] as const);
+  const backendList = values.backends ?? values.backend;
+  const requested = backendList === undefined ? undefined : choiceListArg('backends', backendList, BACKEND_ORDER);
 
   const rows: Array<BenchResult & { backend: string; threads: number }> = [];
   const engines: EngineInfo[] = [];
@@ -69,11 +66,11 @@ runMain(async () => {
 
   let torch: { torch: string; threads: number; results: TorchResult[] } | null = null;
   const torchThreads = Math.max(...engines.map((e) => e.threads), 1);
-  if (values.torch !== 'off') {
+  if (torchMode !== 'off') {
     const cfg = { widths, batches, threads: torchThreads, iterations, warmup: 1, maxSeconds: 30 };
     const p = spawnSync(PYTHON, [path.join(__dirname, 'bench_torch.py'), JSON.stringify(cfg)], { env: { ...process.env, ...MALLOC }, encoding: 'utf8', maxBuffer: 1 << 24 });
     if (p.status === 0) torch = JSON.parse(p.stdout);
-    else if (values.torch === 'on') throw new Error(`PyTorch yardstick failed (${PYTHON} scripts/bench_torch.py): ${p.stderr.trim().split('\n').pop()}`);
+    else if (torchMode === 'on') throw new Error(`PyTorch yardstick failed (${PYTHON} scripts/bench_torch.py): ${p.stderr.trim().split('\n').pop()}`);
     else console.log(`PyTorch yardstick skipped: ${p.error?.message ?? p.stderr.trim().split('\n').pop()} (apt-get install python3-torch)`);
   }
 

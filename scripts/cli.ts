@@ -1,4 +1,112 @@
-/** Shared CLI plumbing: run an async main, print errors as one clear line, exit non-zero. */
+/**
+ * Shared CLI plumbing: option specs that also document themselves (`--help`), parse errors that
+ * list the valid options, typed checks of numeric arguments, and `runMain`, which prints an error
+ * as one clear line (stack with RIFT_DEBUG=1) and exits non-zero.
+ */
+import { parseArgs } from 'node:util';
+
+/** One option: node's parseArgs type plus what `--help` prints. */
+export interface CliOption {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  default?: string | boolean | string[];
+  short?: string;
+  /** Placeholder of the value in --help, e.g. '<file>' (string options). */
+  arg?: string;
+  help: string;
+}
+
+export interface CliSpec<O extends Record<string, CliOption>> {
+  /** How to call it, e.g. 'npm run train --'. */
+  command: string;
+  /** Positional arguments in the usage line, e.g. '<base|mrc|rift>'; omitted = none allowed. */
+  positionals?: string;
+  /** What it does (printed under the usage line). */
+  summary: string;
+  options: O;
+}
+
+type Values<O extends Record<string, CliOption>> = {
+  [K in keyof O]: O[K]['type'] extends 'boolean' ? boolean
+    : O[K]['multiple'] extends true ? string[]
+    : O[K] extends { default: string } ? string : string | undefined;
+};
+
+/** The text of `--help`: usage line, summary, one line per option with its default. */
+export function helpText<O extends Record<string, CliOption>>(spec: CliSpec<O>): string {
+  const rows = Object.entries(spec.options).map(([name, o]) => {
+    const flag = `${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.arg ?? '<value>'}` : ''}`;
+    const dflt = o.default === undefined || o.default === false || (Array.isArray(o.default) && o.default.length === 0) ? '' : ` (default: ${o.default})`;
+    return [flag, `${o.help}${dflt}`];
+  });
+  rows.push(['-h, --help', 'this text']);
+  const w = Math.max(...rows.map((r) => r[0].length));
+  return [
+    `usage: ${spec.command}${spec.positionals ? ` ${spec.positionals}` : ''} [options]`, '',
+    spec.summary, '', 'options:',
+    ...rows.map(([f, h]) => `  ${f.padEnd(w)}  ${h}`),
+  ].join('\n');
+}
+
+/**
+ * Parses argv against the spec. `--help` prints helpText and exits 0; an unknown option, a
+ * missing value or a stray positional throws an error naming it and the valid options.
+ */
+export function parseCli<O extends Record<string, CliOption>>(spec: CliSpec<O>, argv = process.argv.slice(2)): { values: Values<O>; positionals: string[] } {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(helpText(spec));
+    process.exit(0);
+  }
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; default?: string | boolean | string[]; short?: string }> = {};
+  for (const [name, { type, multiple, default: d, short }] of Object.entries(spec.options)) {
+    // parseArgs rejects keys that are present but undefined.
+    options[name] = { type, ...(multiple ? { multiple } : {}), ...(d !== undefined ? { default: d } : {}), ...(short ? { short } : {}) };
+  }
+  const known = Object.keys(spec.options).map((n) => `--${n}`).join(', ');
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: spec.positionals !== undefined, strict: true });
+    return { values: r.values as Values<O>, positionals: r.positionals };
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const see = `see \`${spec.command} --help\``;
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const opt = /'([^']+)'/.exec(err.message)?.[1] ?? err.message;
+      throw new Error(`unknown option '${opt}'; options: ${known}; ${see}`);
+    }
+    if (err.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new Error(`${err.message.replace(/\.$/, '')}; ${see}`);
+    throw new Error(`${err.message}; ${see}`);
+  }
+}
+
+/** An integer ≥ min from a string option; the error names the option and the value. */
+export function intArg(name: string, v: string, min: number): number {
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isInteger(x) || x < min) throw new Error(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return x;
+}
+
+/** A number ≥ min from a string option. */
+export function numberArg(name: string, v: string, min: number): number {
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x) || x < min) throw new Error(`--${name} must be a number ≥ ${min}, got '${v}'`);
+  return x;
+}
+
+/** A comma-separated list whose every item is one of `choices`. */
+export function choiceListArg<T extends string>(name: string, v: string, choices: readonly T[]): T[] {
+  const xs = v.split(',');
+  const bad = xs.filter((x) => !(choices as readonly string[]).includes(x));
+  if (bad.length || xs.length === 0) throw new Error(`--${name} must list ${choices.join(', ')} (comma-separated); got '${bad.join(',') || v}'`);
+  return xs as T[];
+}
+
+/** One of `choices`. */
+export function choiceArg<T extends string>(name: string, v: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(v)) throw new Error(`--${name} must be one of ${choices.join(', ')}; got '${v}'`);
+  return v as T;
+}
+
+/** Runs an async main; prints an error as one line (`RIFT_DEBUG=1`: with its stack) and exits 1. */
 export function runMain(main: () => Promise<void>): void {
   main().catch((e: unknown) => {
     const msg = e instanceof Error ? e.message : String(e);
@@ -7,3 +115,11 @@ export function runMain(main: () => Promise<void>): void {
     process.exit(1);
   });
 }
+
+/** Options several CLIs share. */
+export const COMMON_OPTIONS = {
+  profile: { type: 'string', default: process.env.RIFT_PROFILE ?? 'quick', arg: '<smoke|quick|paper>', help: 'settings profile (lib/src/config.ts); env RIFT_PROFILE' },
+  dataset: { type: 'string', default: 'cifar10', arg: '<cifar10|cifar100>', help: 'dataset' },
+  set: { type: 'string', multiple: true, default: [] as string[], arg: '<key=value>', help: 'override one config field, repeatable (e.g. --set finetune.epochs=3; JSON values)' },
+  backend: { type: 'string', arg: '<name>', help: 'TF.js backend: auto, tensorflow-gpu, tensorflow, onednn, wasm or cpu (default: env RIFT_BACKEND, else auto)' },
+} as const satisfies Record<string, CliOption>;

@@ -1,49 +1,50 @@
-/**
- * `npm run evaluate -- --checkpoint <file> [--dataset cifar10|cifar100] [--n 10000]
- *    [--steps 10] [--restarts 1] [--eps 8] [--alpha 2] [--batch 256] [--backend <name>] [--out <json>]`
- * Clean and PGD accuracy of a checkpoint on the test split (eps/alpha in 1/255 units). With
- * --n below the split size, the class-balanced fixed subset of `subsetIndices` is used.
- */
-import { parseArgs } from 'node:util';
+/** `npm run evaluate -- --checkpoint <file> [options]`: clean and PGD accuracy of a checkpoint (`--help` lists the options). */
 import { initEngine, type BackendName } from '../lib/src/engine.js';
-import { loadCifar, subsetIndices, type DatasetName } from '../lib/src/data.js';
+import { loadCifar, subsetIndices, DATASET_NAMES, type DatasetName } from '../lib/src/data.js';
 import { loadModel, checkpointHash, writeFileAtomic } from '../lib/src/checkpoint.js';
 import { evaluate, formatEvaluation } from '../lib/src/evaluate.js';
-import { runMain } from './cli.js';
+import { runMain, parseCli, intArg, numberArg, choiceArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+
+const CLI = {
+  command: 'npm run evaluate --',
+  summary: 'Clean and PGD accuracy of a checkpoint on the test split. With --n below the split size, the\n' +
+    'class-balanced fixed subset of `subsetIndices` is attacked (the same images every time).',
+  options: {
+    checkpoint: { type: 'string', arg: '<file.rbn>', help: 'checkpoint to evaluate (required)' },
+    dataset: { type: 'string', arg: '<cifar10|cifar100>', help: 'test split (default: from the checkpoint\'s class count)' },
+    n: { type: 'string', arg: '<N>', help: 'images, 1..split size (default: the whole split)' },
+    steps: { type: 'string', default: '10', arg: '<N>', help: 'PGD steps; 0 = clean accuracy only' },
+    restarts: { type: 'string', default: '1', arg: '<N>', help: 'PGD restarts (worst case over them)' },
+    eps: { type: 'string', default: '8', arg: '<x>', help: 'L∞ radius in 1/255 units' },
+    alpha: { type: 'string', default: '2', arg: '<x>', help: 'PGD step size in 1/255 units' },
+    batch: { type: 'string', default: '256', arg: '<N>', help: 'batch size' },
+    backend: COMMON_OPTIONS.backend,
+    out: { type: 'string', arg: '<file.json>', help: 'also write the result (with checkpoint SHA-256, engine, time) as JSON' },
+  },
+} as const satisfies CliSpec<Record<string, CliOption>>;
 
 runMain(async () => {
-  const { values } = parseArgs({
-    options: {
-      checkpoint: { type: 'string' },
-      dataset: { type: 'string' },
-      n: { type: 'string' },
-      steps: { type: 'string', default: '10' },
-      restarts: { type: 'string', default: '1' },
-      eps: { type: 'string', default: '8' },
-      alpha: { type: 'string', default: '2' },
-      batch: { type: 'string', default: '256' },
-      backend: { type: 'string' },
-      out: { type: 'string' },
-    },
-  });
-  if (!values.checkpoint) throw new Error('--checkpoint <file> is required');
-  const num = (k: keyof typeof values, v: string | undefined, int = true) => {
-    const x = Number(v);
-    if (!Number.isFinite(x) || x < 0 || (int && !Number.isInteger(x))) throw new Error(`--${k} must be a ${int ? 'non-negative integer' : 'non-negative number'}, got '${v}'`);
-    return x;
+  const { values } = parseCli(CLI);
+  if (!values.checkpoint) throw new Error('--checkpoint <file> is required; see `npm run evaluate -- --help`');
+  const datasetArg = values.dataset === undefined ? undefined : choiceArg('dataset', values.dataset, DATASET_NAMES);
+  const attack = {
+    steps: intArg('steps', values.steps, 0), restarts: intArg('restarts', values.restarts, 1),
+    eps: numberArg('eps', values.eps, 0) / 255, alpha: numberArg('alpha', values.alpha, 0) / 255,
   };
+  const batchSize = intArg('batch', values.batch, 1);
+  const nArg = values.n === undefined ? undefined : intArg('n', values.n, 1);
   const engine = await initEngine({ backend: values.backend as BackendName | undefined });
   const { model, checkpoint } = loadModel(values.checkpoint);
-  const dataset = (values.dataset ?? (model.config.numClasses === 100 ? 'cifar100' : 'cifar10')) as DatasetName;
+  const dataset: DatasetName = datasetArg ?? (model.config.numClasses === 100 ? 'cifar100' : 'cifar10');
   const data = loadCifar({ dataset, split: 'test' });
   if (data.numClasses !== model.config.numClasses) {
     throw new Error(`--dataset ${dataset} has ${data.numClasses} classes but the checkpoint's model has ${model.config.numClasses}`);
   }
-  const n = values.n === undefined ? data.n : num('n', values.n);
+  if (nArg !== undefined && nArg > data.n) throw new Error(`--n ${nArg} exceeds the ${data.n} test images of ${dataset}`);
+  const n = nArg ?? data.n;
   const indices = n < data.n ? subsetIndices(data, { n }) : undefined;
-  const attack = { steps: num('steps', values.steps), restarts: num('restarts', values.restarts), eps: num('eps', values.eps, false) / 255, alpha: num('alpha', values.alpha, false) / 255 };
   console.log(`backend ${engine.backend} (${engine.threads} threads); ${values.checkpoint}; ${dataset} test, ${indices ? `fixed balanced subset of ${n}` : `all ${data.n}`}`);
-  const r = await evaluate(model, data, { indices, attack: attack.steps > 0 ? attack : null, batchSize: num('batch', values.batch), label: 'evaluate' });
+  const r = await evaluate(model, data, { indices, attack: attack.steps > 0 ? attack : null, batchSize, label: 'evaluate' });
   console.log(formatEvaluation(r));
   if (values.out) {
     const record = {

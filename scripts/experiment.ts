@@ -1,56 +1,63 @@
-/**
- * `npm run experiment -- <base|mrc|rift|table1|layer-type> [--profile quick] [--dataset cifar10]
- *    [--checkpoint <base.rbn>] [--method rift|rift-bn] [--k 1,2,3] [--mode bn-only,conv-linear-only,full]
- *    [--seed N] [--set finetune.epochs=3 ...] [--backend <name>]`
- * Runs one experiment (cached under data/cache/experiments; reruns reuse finished records).
- * Default checkpoint: data/runs/<dataset>-<profile>-at/best.rbn (see `npm run train`).
- */
+/** `npm run experiment -- <base|mrc|rift|table1|layer-type> [options]`: one experiment, cached (`--help` lists the options). */
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { initEngine, type BackendName } from '../lib/src/engine.js';
 import { resolveConfig, parseOverrides } from '../lib/src/config.js';
 import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, type Method } from '../lib/src/experiments.js';
 import { baseRunDir, runCheckpointPath } from '../lib/src/adversarial-training.js';
 import type { LayerTypeMode } from '../lib/src/finetune.js';
 import { formatDelta } from '../lib/src/stats.js';
-import { runMain } from './cli.js';
+import { runMain, parseCli, intArg, choiceArg, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
 const WHAT = ['base', 'mrc', 'rift', 'table1', 'layer-type'] as const;
+const MODES: readonly LayerTypeMode[] = ['bn-only', 'conv-linear-only', 'full'];
+const METHODS: readonly Method[] = ['rift', 'rift-bn'];
+
+const CLI = {
+  command: 'npm run experiment --',
+  positionals: `<${WHAT.join('|')}>`,
+  summary: 'Runs one experiment on a base checkpoint and prints its result. Records are cached under\n' +
+    'data/cache/experiments (keyed by the config, the checkpoint hash and the seed): a rerun reuses finished\n' +
+    'records and resumes unfinished ones. base: clean / PGD accuracy; mrc: MRC of every module;\n' +
+    'rift (alias table1): top-k fine-tuning + interpolation per k and method; layer-type: BN-only /\n' +
+    'Conv/Linear-only / Full fine-tuning curves (Figures 1/2).',
+  options: {
+    profile: COMMON_OPTIONS.profile,
+    dataset: COMMON_OPTIONS.dataset,
+    checkpoint: { type: 'string', arg: '<base.rbn>', help: 'base model (default: data/runs/<dataset>-<profile>-at/best.rbn, from `npm run train`)' },
+    method: { type: 'string', arg: '<rift|rift-bn>', help: 'rift: only the method (default: both)' },
+    k: { type: 'string', arg: '<1,2,...>', help: 'rift: the k values (default: the profile\'s topK)' },
+    mode: { type: 'string', default: MODES.join(','), arg: '<modes>', help: 'layer-type: which curves' },
+    seed: { type: 'string', arg: '<N>', help: 'fine-tuning seed (default: the profile\'s first finetune.seeds)' },
+    set: COMMON_OPTIONS.set,
+    backend: COMMON_OPTIONS.backend,
+  },
+} as const satisfies CliSpec<Record<string, CliOption>>;
 
 runMain(async () => {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      profile: { type: 'string', default: process.env.RIFT_PROFILE ?? 'quick' },
-      dataset: { type: 'string', default: 'cifar10' },
-      checkpoint: { type: 'string' },
-      method: { type: 'string' },
-      k: { type: 'string' },
-      mode: { type: 'string', default: 'bn-only,conv-linear-only,full' },
-      seed: { type: 'string' },
-      set: { type: 'string', multiple: true, default: [] },
-      backend: { type: 'string' },
-    },
-  });
+  const { values, positionals } = parseCli(CLI);
   const what = positionals[0] as (typeof WHAT)[number];
-  if (!WHAT.includes(what)) throw new Error(`first argument must be one of ${WHAT.join(', ')}, got '${positionals[0] ?? ''}'`);
-  const config = resolveConfig(values.profile!, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set!));
+  if (positionals.length !== 1 || !WHAT.includes(what)) {
+    throw new Error(`expected one experiment, one of ${WHAT.join(', ')}; got ${positionals.length ? `'${positionals.join(' ')}'` : 'none'}; see \`${CLI.command} --help\``);
+  }
+  const config = resolveConfig(values.profile, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set));
+  // Every argument is checked before the engine starts and any experiment runs.
+  const seed = values.seed === undefined ? undefined : intArg('seed', values.seed, 0);
+  const ks = values.k ? values.k.split(',').map((k) => intArg('k', k, 1)) : config.topK;
+  const methods = values.method ? [choiceArg('method', values.method, METHODS)] : [...METHODS];
+  const modes = choiceListArg('mode', values.mode, MODES);
   const checkpoint = values.checkpoint ?? runCheckpointPath(baseRunDir(config), 'best');
   if (!fs.existsSync(checkpoint)) {
-    throw new Error(`base checkpoint ${checkpoint} not found: train it with \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` or pass --checkpoint`);
+    throw new Error(values.checkpoint
+      ? `--checkpoint ${checkpoint}: no such file`
+      : `base checkpoint ${checkpoint} not found: train it with \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` or pass --checkpoint`);
   }
   const engine = await initEngine({ backend: values.backend as BackendName | undefined });
   console.log(`${what} on ${config.dataset}, profile ${config.profile}, base ${checkpoint}, backend ${engine.backend} (${engine.threads} threads)`);
   const inp = { config, checkpoint };
-  const seed = values.seed === undefined ? undefined : Number(values.seed);
-  const ks = values.k ? values.k.split(',').map(Number) : config.topK;
-  if (ks.some((k) => !Number.isInteger(k) || k < 1)) throw new Error(`--k must be positive integers, got '${values.k}'`);
-  const methods: Method[] = values.method ? [values.method as Method] : ['rift', 'rift-bn'];
-  if (methods.some((m) => m !== 'rift' && m !== 'rift-bn')) throw new Error(`--method must be rift or rift-bn, got '${values.method}'`);
   switch (what) {
     case 'base': {
       const r = await runBaseEvaluation(inp);
-      console.log(`base: clean ${r.clean.toFixed(2)}% robust ${r.robust.toFixed(2)}% (n=${r.n})`);
+      console.log(`base: clean ${r.clean.toFixed(2)}% (${r.cleanN} images) robust ${r.robust.toFixed(2)}% (${r.n} images)`);
       break;
     }
     case 'mrc': {
@@ -70,8 +77,7 @@ runMain(async () => {
       break;
     }
     case 'layer-type': {
-      for (const mode of values.mode!.split(',') as LayerTypeMode[]) {
-        if (!['bn-only', 'conv-linear-only', 'full'].includes(mode)) throw new Error(`--mode must list bn-only, conv-linear-only, full; got '${mode}'`);
+      for (const mode of modes) {
         const r = await runLayerType(inp, mode, seed);
         console.log(`${mode}: ${r.history.map((h) => `e${h.epoch} ${h.clean.toFixed(1)}/${h.robust.toFixed(1)}`).join('  ')}`);
       }

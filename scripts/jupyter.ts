@@ -78,6 +78,12 @@ if (require.main === module) {
   runMain(async () => {
     const [cmd, ...rest] = process.argv.slice(2);
     const root = repoRoot();
+    const usage = 'usage: npm run setup:jupyter (registers the tslab kernel in <repo>/.jupyter) | ' +
+      'npm run jupyter [-- <jupyter notebook args>] (opens notebooks/ in Jupyter Notebook; `-- --help` shows Jupyter\'s own options)';
+    if (cmd === 'install-kernel' && rest.length) {
+      if (rest.some((a) => a === '--help' || a === '-h')) return console.log(usage);
+      throw new Error(`install-kernel takes no arguments, got '${rest.join(' ')}'; ${usage}`);
+    }
     if (cmd === 'install-kernel') {
       const missing = jupyterMissing(root);
       if (missing) {
@@ -95,7 +101,7 @@ if (require.main === module) {
       const r = spawnSync('jupyter', args, { env: jupyterEnv(root), stdio: 'inherit' });
       process.exitCode = r.status ?? 1;
     } else {
-      throw new Error(`usage: tsx scripts/jupyter.ts install-kernel | notebook [jupyter args]; got '${cmd ?? ''}'`);
+      throw new Error(`unknown command '${cmd ?? ''}'; ${usage}`);
     }
   });
 }

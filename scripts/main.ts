@@ -1,12 +1,6 @@
-/**
- * `npm run standin` — the stand-in main job from before the notebooks (`npm start` now runs
- * the notebooks): an evaluation of a model on CIFAR-10: it evaluates `--checkpoint <file>` if given;
- * otherwise it trains a small stand-in model (clean training, settings below, cached in
- * data/cache/) and evaluates that. Numbers are whatever this run measures.
- */
+/** `npm run standin -- [options]`: the stand-in main job from before the notebooks (`--help` lists the options). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { initEngine, type BackendName } from '../lib/src/engine.js';
 import { loadCifar, subsetIndices, repoRoot } from '../lib/src/data.js';
 import { createResNet18 } from '../lib/src/model.js';
@@ -14,13 +8,25 @@ import { loadModel, saveCheckpoint } from '../lib/src/checkpoint.js';
 import { SGD } from '../lib/src/optim.js';
 import { trainEpoch } from '../lib/src/train.js';
 import { evaluate, formatEvaluation } from '../lib/src/evaluate.js';
-import { runMain } from './cli.js';
+import { runMain, parseCli, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
 /** The stand-in model: a quarter-width ResNet-18, clean SGD on a 10k balanced subset. */
 const STANDIN = { width: 0.25, trainN: 10_000, epochs: 3, lr: 0.05, batchSize: 128, seed: 0, evalN: 1000 };
 
+const CLI = {
+  command: 'npm run standin --',
+  summary: 'The stand-in main job from before the notebooks (`npm start` now runs the notebooks): evaluates\n' +
+    '--checkpoint on 1000 CIFAR-10 test images (clean and PGD-10); without one it trains a small stand-in\n' +
+    'model (clean SGD, settings in scripts/main.ts, cached in data/cache/) and evaluates that.',
+  options: {
+    checkpoint: { type: 'string', arg: '<file.rbn>', help: 'model to evaluate (default: the stand-in model)' },
+    backend: COMMON_OPTIONS.backend,
+  },
+} as const satisfies CliSpec<Record<string, CliOption>>;
+
 runMain(async () => {
-  const { values } = parseArgs({ options: { checkpoint: { type: 'string' }, backend: { type: 'string' } } });
+  const { values } = parseCli(CLI);
+  if (values.checkpoint !== undefined && !fs.existsSync(values.checkpoint)) throw new Error(`--checkpoint ${values.checkpoint}: no such file`);
   const engine = await initEngine({ backend: values.backend as BackendName | undefined });
   console.log(`engine: ${engine.backend} (${engine.threads} threads), tfjs-core ${engine.versions['tfjs-core']}`);
   const train = loadCifar({ dataset: 'cifar10', split: 'train' });

@@ -1,14 +1,6 @@
 /**
- * `npm start` / `npm run notebooks -- [--profile smoke] [--only 01,02] [--no-pdf]` — the main job:
- * executes notebooks/*.ipynb in name order headlessly and exports the report.
- *
- * Options:
- *   --profile <smoke|quick|paper>  passed to the notebooks as RIFT_PROFILE (default: env RIFT_PROFILE, else quick)
- *   --only <a,b>                   only notebooks whose name starts with one of these (e.g. 01,03-mrc)
- *   --notebooks <dir>              folder of notebooks (default <repo>/notebooks)
- *   --report <dir>                 output folder (default <repo>/report)
- *   --no-pdf                       skip the PDF (Chromium)
- *   --cell-timeout <s>             fail a cell that runs longer (default: no limit)
+ * `npm start -- [options]` / `npm run notebooks -- [options]` — the main job: executes
+ * notebooks/*.ipynb in name order headlessly and exports the report (`--help` lists the options).
  *
  * Each notebook runs with `jupyter nbconvert --to notebook --execute --allow-errors` in its own
  * kernel (cwd = its folder; env RIFT_PROFILE, RIFT_REPORT_DIR, RIFT_RUN_ID, RIFT_NOTEBOOK). The
@@ -27,7 +19,6 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { readManifest, type ArtifactManifest } from '../lib/src/artifacts.js';
 import { writeFileAtomic } from '../lib/src/checkpoint.js';
 import { PROFILE_NAMES } from '../lib/src/config.js';
@@ -36,7 +27,7 @@ import {
   combineNotebooks, formatFailures, formatSeconds, notebookFailures, stripExternalScripts, summaryMarkdown,
   type NotebookJson, type NotebookRun, type RunInfo,
 } from '../lib/src/report.js';
-import { runMain } from './cli.js';
+import { runMain, parseCli, choiceArg, numberArg, type CliSpec, type CliOption } from './cli.js';
 import { ensureKernel, jupyterEnv, jupyterMissing } from './jupyter.js';
 
 const ROOT = repoRoot();
@@ -131,23 +122,29 @@ function codeCells(nb: NotebookJson): number {
   return nb.cells.filter((c) => c.cell_type === 'code').length;
 }
 
+const CLI = {
+  command: 'npm start --',
+  summary: 'The main job: executes notebooks/*.ipynb in name order headlessly (jupyter nbconvert, one tslab\n' +
+    'kernel each) and exports report/: the executed notebooks, report.html, report.pdf, each figure as\n' +
+    'SVG/PNG and each table as CSV/Markdown, summary.md with provenance. Fails with the cell\'s own error\n' +
+    'text when a cell errors or writes to stderr. Same as `npm run notebooks --`.',
+  options: {
+    profile: { type: 'string', default: process.env.RIFT_PROFILE || 'quick', arg: '<smoke|quick|paper>', help: 'passed to the notebooks as RIFT_PROFILE (default: env RIFT_PROFILE, else quick)' },
+    only: { type: 'string', arg: '<a,b>', help: 'only notebooks whose name starts with one of these (e.g. 01,03-mrc)' },
+    notebooks: { type: 'string', default: path.join(ROOT, 'notebooks'), arg: '<dir>', help: 'folder of notebooks' },
+    report: { type: 'string', default: path.join(ROOT, 'report'), arg: '<dir>', help: 'output folder' },
+    'no-pdf': { type: 'boolean', default: false, help: 'skip the PDF (Chromium)' },
+    'cell-timeout': { type: 'string', arg: '<s>', help: 'fail a cell that runs longer than this many seconds (default: no limit)' },
+  },
+} as const satisfies CliSpec<Record<string, CliOption>>;
+
 runMain(async () => {
-  const { values } = parseArgs({
-    options: {
-      profile: { type: 'string', default: process.env.RIFT_PROFILE || 'quick' },
-      only: { type: 'string' },
-      notebooks: { type: 'string', default: path.join(ROOT, 'notebooks') },
-      report: { type: 'string', default: path.join(ROOT, 'report') },
-      'no-pdf': { type: 'boolean', default: false },
-      'cell-timeout': { type: 'string' },
-    },
-  });
-  const profile = values.profile!;
-  if (!(PROFILE_NAMES as readonly string[]).includes(profile)) throw new Error(`--profile must be one of ${PROFILE_NAMES.join(', ')}, got '${profile}'`);
-  const nbDir = path.resolve(values.notebooks!);
-  const reportDir = path.resolve(values.report!);
-  const cellTimeout = values['cell-timeout'] ? Number(values['cell-timeout']) : undefined;
-  if (cellTimeout !== undefined && !(cellTimeout > 0)) throw new Error(`--cell-timeout must be a positive number of seconds, got '${values['cell-timeout']}'`);
+  const { values } = parseCli(CLI);
+  const profile = choiceArg('profile', values.profile, PROFILE_NAMES);
+  const nbDir = path.resolve(values.notebooks);
+  if (!fs.statSync(nbDir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--notebooks ${nbDir}: no such folder`);
+  const reportDir = path.resolve(values.report);
+  const cellTimeout = values['cell-timeout'] === undefined ? undefined : numberArg('cell-timeout', values['cell-timeout'], 1);
 
   const all = fs.readdirSync(nbDir).filter((f) => f.endsWith('.ipynb')).sort();
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);

@@ -1,37 +1,36 @@
-/**
- * `npm run train -- [--dataset cifar10|cifar100] [--profile smoke|quick|paper] [--out <dir>]
- *    [--set advTrain.epochs=3 ...] [--max-epochs N] [--backend <name>]`
- * PGD adversarial training of the base model. Rerunning the same command resumes from the
- * last completed epoch. Default --out: data/runs/<dataset>-<profile>-at.
- */
+/** `npm run train -- [options]`: PGD adversarial training of the base model (`--help` lists the options). */
 import { execSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import { initEngine, type BackendName } from '../lib/src/engine.js';
 import { repoRoot } from '../lib/src/data.js';
 import { resolveConfig, parseOverrides } from '../lib/src/config.js';
 import { trainAdversarial, baseRunDir } from '../lib/src/adversarial-training.js';
-import { runMain } from './cli.js';
+import { runMain, parseCli, intArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
 function gitCommit(): string | undefined {
   try { return execSync('git rev-parse HEAD', { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return undefined; }
 }
 
+const CLI = {
+  command: 'npm run train --',
+  summary: 'PGD adversarial training of the base model (Madry: SGD, PGD with random start, CE on the adversarial\n' +
+    'examples). Rerunning the same command resumes from the last completed epoch; per-epoch metrics go to\n' +
+    '<out>/metrics.jsonl, checkpoints to <out>/best.rbn and <out>/last.rbn.',
+  options: {
+    dataset: COMMON_OPTIONS.dataset,
+    profile: COMMON_OPTIONS.profile,
+    out: { type: 'string', arg: '<dir>', help: 'run folder (default: data/runs/<dataset>-<profile>-at)' },
+    set: COMMON_OPTIONS.set,
+    'max-epochs': { type: 'string', arg: '<N>', help: 'stop after N more epochs this call (rerun to go on)' },
+    backend: COMMON_OPTIONS.backend,
+  },
+} as const satisfies CliSpec<Record<string, CliOption>>;
+
 runMain(async () => {
-  const { values } = parseArgs({
-    options: {
-      dataset: { type: 'string', default: 'cifar10' },
-      profile: { type: 'string', default: process.env.RIFT_PROFILE ?? 'quick' },
-      out: { type: 'string' },
-      set: { type: 'string', multiple: true, default: [] },
-      'max-epochs': { type: 'string' },
-      backend: { type: 'string' },
-    },
-  });
-  const config = resolveConfig(values.profile!, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set!));
+  const { values } = parseCli(CLI);
+  const config = resolveConfig(values.profile, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set));
+  const maxEpochs = values['max-epochs'] === undefined ? undefined : intArg('max-epochs', values['max-epochs'], 1);
   const engine = await initEngine({ backend: values.backend as BackendName | undefined });
   const outDir = values.out ?? baseRunDir(config);
-  const maxEpochs = values['max-epochs'] === undefined ? undefined : Number(values['max-epochs']);
-  if (maxEpochs !== undefined && !(Number.isInteger(maxEpochs) && maxEpochs >= 1)) throw new Error(`--max-epochs must be a positive integer, got '${values['max-epochs']}'`);
   console.log(`PGD-AT ${config.dataset} profile ${config.profile} on ${engine.backend} (${engine.threads} threads) -> ${outDir}`);
   console.log(`config ${JSON.stringify(config.advTrain)}`);
   const r = await trainAdversarial(config, {

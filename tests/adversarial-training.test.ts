@@ -29,6 +29,25 @@ test('config: profiles, overrides, lr schedule, clear errors', () => {
   assert.throws(() => parseOverrides(['epochs']), /--set expects key=value/);
 });
 
+test('config: an override must have its field\'s type and range; the error names field, expectation and value', () => {
+  const bad = (item: string) => () => resolveConfig('smoke', 'cifar10', parseOverrides([item]));
+  assert.throws(bad('profile=paper'), /'profile' cannot be overridden; choose it with --profile/);
+  assert.throws(bad('dataset=cifar100'), /'dataset' cannot be overridden/);
+  assert.throws(bad('topK=3'), /config: topK must be a list \(e\.g\. topK=\[1,2\]\), got 3/);
+  assert.throws(bad('finetune.lr=abc'), /config: finetune\.lr must be a number, got "abc"/);
+  assert.throws(bad('finetune.lr=0'), /config: finetune\.lr must be a number > 0, got 0/);
+  assert.throws(bad('interpolation.enabled=maybe'), /interpolation\.enabled must be true or false, got "maybe"/);
+  assert.throws(bad('eval.batchSize=0'), /eval\.batchSize must be an integer ≥ 1, got 0/);
+  assert.throws(bad('finetune.batchSize=null'), /finetune\.batchSize must be an integer ≥ 2, got null/);
+  assert.throws(bad('advTrain.seed=1.5'), /advTrain\.seed must be an integer ≥ 0, got 1\.5/);
+  assert.throws(bad('interpolation.alphas=[]'), /interpolation\.alphas must be a non-empty list of numbers in \[0, 1\], got \[\]/);
+  assert.throws(bad('interpolation.alphas=[0,1.5]'), /interpolation\.alphas must be a non-empty list/);
+  assert.throws(bad('mrc.bnRadius=both'), /mrc\.bnRadius must be joint or per-tensor, got "both"/);
+  assert.throws(bad('advTrain.attack=3'), /config: 'advTrain\.attack' must be an object/);
+  const ok = resolveConfig('smoke', 'cifar10', parseOverrides(['finetune.lrDecayEpoch=1', 'topK=[1,3]', 'eval.cleanN=null', 'advTrain.attack={"steps":1,"randomStart":false}']));
+  assert.deepEqual([ok.finetune.lrDecayEpoch, ok.topK, ok.eval.cleanN, ok.advTrain.attack.steps, ok.advTrain.attack.randomStart, ok.advTrain.attack.eps], [1, [1, 3], null, 1, false, 8 / 255]);
+});
+
 test('PGD-AT smoke run: checkpoints + log; kill -9 mid-epoch and rerun ends with the same weights', async () => {
   const dir = tempDir();
   const a = path.join(dir, 'a'), b = path.join(dir, 'b');

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { createResNet18 } from '../lib/src/model.js';
-import { saveCheckpoint, readCheckpoint, loadModel, loadCheckpointInto, writeFileAtomic } from '../lib/src/checkpoint.js';
+import { saveCheckpoint, readCheckpoint, loadModel, loadCheckpointInto, writeFileAtomic, checkpointHash } from '../lib/src/checkpoint.js';
 import { testEngine, randImages, tempDir, assertNoLeak } from './helpers.js';
 
 before(testEngine);
@@ -62,6 +62,7 @@ test('loading into another width or class count fails clearly; corrupt files are
   fs.writeFileSync(path.join(dir, 'junk.rbn'), 'hello world, not a checkpoint');
   assert.throws(() => readCheckpoint(path.join(dir, 'junk.rbn')), /junk\.rbn: not a rift-bn-checkpoint file/);
   assert.throws(() => readCheckpoint(path.join(dir, 'missing.rbn')), /missing\.rbn: cannot read/);
+  assert.throws(() => checkpointHash(dir), new RegExp(`checkpoint ${dir}: cannot read \\(EISDIR`));
 });
 
 test('writeFileAtomic leaves the old file intact when the write fails', () => {

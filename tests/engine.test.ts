@@ -28,4 +28,11 @@ test('a bad backend name or thread count is a clear error', async () => {
   } finally {
     delete process.env.RIFT_BACKEND;
   }
+  process.env.RIFT_POOL_MB = 'abc';
+  try {
+    // Not a fallback to a slower backend: the misspelt setting itself is the error.
+    await assert.rejects(() => initEngine(), /RIFT_POOL_MB must be a non-negative number of MiB, got 'abc'/);
+  } finally {
+    delete process.env.RIFT_POOL_MB;
+  }
 });

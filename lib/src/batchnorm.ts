@@ -3,7 +3,7 @@
  *
  * Training mode uses a closed-form backward written with `tf.customGrad`: TF.js's registered
  * gradient of `tf.batchNorm` materialises `Tile`s of per-channel vectors to activation size,
- * which dominated a wasm PGD step (toolchain.md). When the active backend registers the
+ * which dominated a wasm PGD step (../shared/docs/toolchain.md). When the active backend registers the
  * fused kernels `RiftBatchNormTrain` / `RiftBatchNormTrainGrad` (the native oneDNN backend
  * does), they are used instead of the composed ops.
  *

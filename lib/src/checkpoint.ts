@@ -133,14 +133,17 @@ export function saveCheckpoint(file: string, model: ResNet18, options: Partial<S
   writeFileAtomic(file, encodeCheckpoint(model, options));
 }
 
-/** Parses and verifies (magic, version, sizes, SHA-256) a checkpoint file. */
-export function readCheckpoint(file: string): CheckpointData {
-  let buf: Buffer;
+function readCheckpointBytes(file: string): Buffer {
   try {
-    buf = fs.readFileSync(file);
+    return fs.readFileSync(file);
   } catch (e) {
     throw new Error(`checkpoint ${file}: cannot read (${(e as Error).message})`);
   }
+}
+
+/** Parses and verifies (magic, version, sizes, SHA-256) a checkpoint file. */
+export function readCheckpoint(file: string): CheckpointData {
+  const buf = readCheckpointBytes(file);
   const fail = (what: string) => new Error(`checkpoint ${file}: ${what}`);
   if (buf.length < 12 || !buf.subarray(0, 8).equals(MAGIC)) throw fail(`not a ${CHECKPOINT_FORMAT} file (bad magic bytes)`);
   const hlen = buf.readUInt32LE(8);
@@ -169,7 +172,7 @@ export function readCheckpoint(file: string): CheckpointData {
 
 /** SHA-256 of a checkpoint file's bytes (identifies the input of an experiment). */
 export function checkpointHash(file: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  return crypto.createHash('sha256').update(readCheckpointBytes(file)).digest('hex');
 }
 
 const ARCH_FIELDS: Array<keyof ResNetConfig> = ['arch', 'width', 'numClasses'];

@@ -6,7 +6,7 @@
  * - `quick`: the CPU default: reduced width, subsets and epochs (reasoning per stage below).
  * - `smoke`: seconds to minutes; what tests and CI run. Numbers from it mean nothing.
  *
- * Any field can be overridden per run (`resolveConfig(profile, overrides)`, CLI `--set a.b=v`);
+ * Any field can be overridden per run (`resolveConfig(profile, dataset, overrides)`, CLI `--set a.b=v`);
  * the effective config is stored with every result.
  */
 
@@ -219,62 +219,94 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** What a leaf of the base config accepts as an override (numbers and null share a slot: nullability is checked later). */
+function leafKind(v: unknown): string {
+  if (v === null || typeof v === 'number') return 'a number';
+  if (typeof v === 'boolean') return 'true or false';
+  if (typeof v === 'string') return 'a string';
+  return 'a list';
+}
+
+function leafAccepts(base: unknown, over: unknown): boolean {
+  if (base === null || typeof base === 'number') return over === null || typeof over === 'number';
+  if (Array.isArray(base)) return Array.isArray(over);
+  return typeof over === typeof base;
+}
+
 function merge<T>(base: T, over: unknown, path: string): T {
   if (over === undefined) return base;
-  if (!isObject(base)) return over as T;
+  if (!isObject(base)) {
+    if (!leafAccepts(base, over)) {
+      const hint = Array.isArray(base) ? ` (e.g. ${path}=${JSON.stringify(base)})` : '';
+      throw new Error(`config: ${path} must be ${leafKind(base)}${hint}, got ${JSON.stringify(over)}`);
+    }
+    return over as T;
+  }
   if (!isObject(over)) throw new Error(`config: '${path || '<root>'}' must be an object`);
   const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
   for (const [k, v] of Object.entries(over)) {
     const p = path ? `${path}.${k}` : k;
     if (!(k in out)) throw new Error(`config: unknown setting '${p}'; known: ${Object.keys(out).map((x) => (path ? `${path}.${x}` : x)).join(', ')}`);
+    // Run folders, cache keys and readings are named after these; they come from the profile and dataset arguments.
+    if (!path && (k === 'profile' || k === 'dataset')) throw new Error(`config: '${k}' cannot be overridden; choose it with --${k} (resolveConfig's ${k} argument)`);
     out[k] = merge(out[k], v, p);
   }
   return out as T;
 }
 
-function check(cond: boolean, what: string): void {
-  if (!cond) throw new Error(`config: ${what}`);
+type Rule = [test: (v: unknown) => boolean, expected: string];
+const isInt = (v: unknown): v is number => Number.isInteger(v);
+const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const INT_GE = (m: number): Rule => [(v) => isInt(v) && v >= m, `an integer ≥ ${m}`];
+const POSITIVE: Rule = [(v) => num(v) && v > 0, 'a number > 0'];
+const NON_NEGATIVE: Rule = [(v) => num(v) && v >= 0, 'a number ≥ 0'];
+const COUNT_OR_NULL: Rule = [(v) => v === null || (isInt(v) && v > 0), 'null or a positive integer'];
+const ONE_OF = (xs: readonly string[]): Rule => [(v) => xs.includes(v as string), xs.join(' or ')];
+
+function expectField(c: unknown, path: string, [test, expected]: Rule): void {
+  const v = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], c);
+  if (!test(v)) throw new Error(`config: ${path} must be ${expected}, got ${JSON.stringify(v)}`);
 }
 
-function validateAttack(a: AttackConfig, p: string): void {
-  check(a.eps >= 0 && a.alpha >= 0, `${p}.eps and ${p}.alpha must be ≥ 0`);
-  check(Number.isInteger(a.steps) && a.steps >= 0, `${p}.steps must be an integer ≥ 0`);
-  check(Number.isInteger(a.restarts) && a.restarts >= 1, `${p}.restarts must be an integer ≥ 1`);
+function expectAttack(c: ExperimentConfig, p: string): void {
+  expectField(c, `${p}.eps`, NON_NEGATIVE);
+  expectField(c, `${p}.alpha`, NON_NEGATIVE);
+  expectField(c, `${p}.steps`, INT_GE(0));
+  expectField(c, `${p}.restarts`, INT_GE(1));
 }
 
-/** The effective config of a profile with overrides applied and validated. */
+/**
+ * The effective config of a profile with overrides applied and validated: an override must have
+ * the type of the field it replaces (number, true/false, string or list), and every field is
+ * range-checked; the error names the field, what it expects and the value given.
+ */
 export function resolveConfig(profile: ProfileName | string, dataset: 'cifar10' | 'cifar100' = 'cifar10', overrides: DeepPartial<ExperimentConfig> = {}): ExperimentConfig {
   if (!(PROFILE_NAMES as readonly string[]).includes(profile)) throw new Error(`unknown profile '${profile}'; profiles: ${PROFILE_NAMES.join(', ')}`);
   if (dataset !== 'cifar10' && dataset !== 'cifar100') throw new Error(`unknown dataset '${dataset}'; expected cifar10 or cifar100`);
   const base: ExperimentConfig = structuredClone({ ...BASE[profile as ProfileName], dataset });
   const c = merge(base, overrides, '');
-  const t = c.advTrain;
-  check(t.width > 0, 'advTrain.width must be > 0');
-  check(t.trainN === null || (Number.isInteger(t.trainN) && t.trainN > 0), 'advTrain.trainN must be null or a positive integer');
-  check(t.evalN === null || (Number.isInteger(t.evalN) && t.evalN > 0), 'advTrain.evalN must be null or a positive integer');
-  check(Number.isInteger(t.epochs) && t.epochs >= 1, 'advTrain.epochs must be an integer ≥ 1');
-  check(Number.isInteger(t.batchSize) && t.batchSize >= 2, 'advTrain.batchSize must be an integer ≥ 2');
-  check(t.lr > 0 && t.momentum >= 0 && t.weightDecay >= 0, 'advTrain.lr must be > 0, momentum and weightDecay ≥ 0');
-  check(Array.isArray(t.lrMilestones) && t.lrMilestones.every((m) => Number.isInteger(m) && m >= 1), 'advTrain.lrMilestones must be positive integers');
-  validateAttack(t.attack, 'advTrain.attack');
-  validateAttack(t.evalAttack, 'advTrain.evalAttack');
-  validateAttack(c.eval.attack, 'eval.attack');
-  validateAttack(c.mrc.attack, 'mrc.attack');
-  check(c.eval.n === null || (Number.isInteger(c.eval.n) && c.eval.n > 0), 'eval.n must be null or a positive integer');
-  check(c.eval.cleanN === null || (Number.isInteger(c.eval.cleanN) && c.eval.cleanN > 0), 'eval.cleanN must be null or a positive integer');
-  check(c.mrc.advN === null || (Number.isInteger(c.mrc.advN) && c.mrc.advN > 0), 'mrc.advN must be null or a positive integer');
-  check(c.mrc.eps > 0 && c.mrc.lr > 0 && Number.isInteger(c.mrc.epochs) && c.mrc.epochs >= 1, 'mrc.eps and mrc.lr must be > 0, mrc.epochs an integer ≥ 1');
-  check(['joint', 'per-tensor'].includes(c.mrc.bnRadius), "mrc.bnRadius must be 'joint' or 'per-tensor'");
+  expectField(c, 'advTrain.width', POSITIVE);
+  for (const p of ['advTrain.trainN', 'advTrain.evalN', 'eval.n', 'eval.cleanN', 'mrc.advN', 'finetune.trainN']) expectField(c, p, COUNT_OR_NULL);
+  expectField(c, 'advTrain.epochs', INT_GE(1));
+  for (const p of ['advTrain.batchSize', 'finetune.batchSize']) expectField(c, p, INT_GE(2));
+  for (const p of ['eval.batchSize', 'mrc.batchSize']) expectField(c, p, INT_GE(1));
+  for (const p of ['advTrain.lr', 'advTrain.lrGamma', 'finetune.lr', 'mrc.eps', 'mrc.lr']) expectField(c, p, POSITIVE);
+  for (const p of ['advTrain.momentum', 'advTrain.weightDecay', 'finetune.momentum', 'finetune.weightDecay', 'interpolation.tolerance']) expectField(c, p, NON_NEGATIVE);
+  expectField(c, 'advTrain.lrMilestones', [(v) => (v as unknown[]).every((m) => isInt(m) && m >= 1), 'a list of positive integers']);
+  expectField(c, 'advTrain.seed', INT_GE(0));
+  for (const p of ['advTrain.attack', 'advTrain.evalAttack', 'eval.attack', 'mrc.attack']) expectAttack(c, p);
+  expectField(c, 'mrc.epochs', INT_GE(1));
+  expectField(c, 'mrc.bnRadius', ONE_OF(['joint', 'per-tensor']));
   const f = c.finetune;
-  check(Number.isInteger(f.epochs) && f.epochs >= 1 && f.lr > 0, 'finetune.epochs must be an integer ≥ 1 and finetune.lr > 0');
-  check(f.trainN === null || (Number.isInteger(f.trainN) && f.trainN > 0), 'finetune.trainN must be null or a positive integer');
-  for (const [m, p] of Object.entries(f.bnStats)) check(['all', 'selected', 'none'].includes(p), `finetune.bnStats.${m} must be all, selected or none`);
-  check(['best-clean', 'best-robust', 'last'].includes(f.keep), 'finetune.keep must be best-clean, best-robust or last');
-  check(['every-epoch', 'kept'].includes(f.evalRobust), 'finetune.evalRobust must be every-epoch or kept');
-  check(!(f.evalRobust === 'kept' && f.keep === 'best-robust'), "finetune.keep 'best-robust' needs finetune.evalRobust 'every-epoch'");
-  check(Array.isArray(f.seeds) && f.seeds.length > 0 && f.seeds.every(Number.isInteger), 'finetune.seeds must be a non-empty list of integers');
-  check(c.interpolation.alphas.every((a) => a >= 0 && a <= 1) && c.interpolation.tolerance >= 0, 'interpolation.alphas must lie in [0,1], tolerance ≥ 0');
-  check(c.topK.every((k) => Number.isInteger(k) && k >= 1), 'topK must be positive integers');
+  expectField(c, 'finetune.epochs', INT_GE(1));
+  expectField(c, 'finetune.lrDecayEpoch', [(v) => v === null || (isInt(v) && v >= 0), 'null (half the epochs) or an integer ≥ 0']);
+  for (const m of Object.keys(f.bnStats)) expectField(c, `finetune.bnStats.${m}`, ONE_OF(['all', 'selected', 'none']));
+  expectField(c, 'finetune.keep', ONE_OF(['best-clean', 'best-robust', 'last']));
+  expectField(c, 'finetune.evalRobust', ONE_OF(['every-epoch', 'kept']));
+  if (f.evalRobust === 'kept' && f.keep === 'best-robust') throw new Error("config: finetune.keep 'best-robust' needs finetune.evalRobust 'every-epoch'");
+  expectField(c, 'finetune.seeds', [(v) => (v as unknown[]).length > 0 && (v as unknown[]).every((s) => isInt(s) && s >= 0), 'a non-empty list of integers ≥ 0']);
+  expectField(c, 'interpolation.alphas', [(v) => (v as unknown[]).length > 0 && (v as unknown[]).every((a) => num(a) && a >= 0 && a <= 1), 'a non-empty list of numbers in [0, 1]']);
+  expectField(c, 'topK', [(v) => (v as unknown[]).length > 0 && (v as unknown[]).every((k) => isInt(k) && k >= 1), 'a non-empty list of positive integers']);
   return c;
 }
 

@@ -18,6 +18,8 @@ import { Rng } from './rng.js';
 
 /** Which dataset. */
 export type DatasetName = 'cifar10' | 'cifar100';
+/** The datasets the project reads (official CIFAR binary layouts). */
+export const DATASET_NAMES: readonly DatasetName[] = ['cifar10', 'cifar100'];
 /** Which official split. */
 export type CifarSplit = 'train' | 'test';
 /** CIFAR-100 label granularity: 100 fine classes or 20 coarse superclasses (CIFAR-10: always 'fine'). */

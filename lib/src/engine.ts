@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { registerWasmGradientKernels } from './wasm-kernels.js';
 import { onednnInfo, tryRegisterOnednn } from './onednn.js';
+import { defaultPoolBytes } from './onednn-backend.js';
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'onednn' | 'wasm' | 'cpu';
 export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
@@ -137,9 +138,12 @@ export async function initEngine(options: EngineOptions = {}): Promise<EngineInf
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`threads (option or RIFT_THREADS) must be a positive integer, got ${threads}`);
   }
+  const order = requested === 'auto' ? BACKEND_ORDER : [requested];
+  // A bad setting must fail here: inside the backend factory it reads as "onednn unavailable",
+  // and auto mode would quietly fall back to a much slower backend.
+  if (order.includes('onednn')) defaultPoolBytes();
   if (current && (requested === 'auto' || requested === current.backend) && current.threads === threads) return current;
 
-  const order = requested === 'auto' ? BACKEND_ORDER : [requested];
   const attempts: BackendAttempt[] = [];
   for (const name of order) {
     const reason = await tryBackend(name, threads);

@@ -1,6 +1,8 @@
 /**
- * Public surface of the rift-bn library: engine, data, model, attacks, evaluation, training,
- * checkpoints. Notebooks import it by package name: `import * as rb from 'rift-bn'`.
+ * Public surface of the rift-bn library: engine and backends, data, model, attacks, evaluation,
+ * training and PGD-AT, checkpoints, config profiles, MRC, fine-tuning and interpolation,
+ * experiment records and their cache, statistics, tables, readings, charts and the report.
+ * Notebooks import it by package name: `import * as rb from 'rift-bn'`.
  */
 export * as tf from '@tensorflow/tfjs-core';
 export * from './engine.js';
