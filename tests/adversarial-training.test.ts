@@ -85,5 +85,11 @@ test('PGD-AT smoke run: checkpoints + log; kill -9 mid-epoch and rerun ends with
   // A different config in the same folder is refused.
   const clash = spawnSync(NODE, [...ARGS, '--out', b, '--set', 'advTrain.lr=0.2'], { cwd: ROOT, env, encoding: 'utf8' });
   assert.notEqual(clash.status, 0);
-  assert.match(clash.stderr, /started with another config/);
+  assert.match(clash.stderr, /started with another config \(advTrain\.lr: stored 0\.05 → now 0\.2\)/);
+  const cfg = path.join(b, 'config.json');
+  fs.writeFileSync(cfg, '{bad');
+  const corrupt = spawnSync(NODE, [...ARGS, '--out', b], { cwd: ROOT, env, encoding: 'utf8' });
+  assert.match(corrupt.stderr, /config\.json: this run folder was started with another config \(the stored file is not valid JSON/);
+  const notDir = spawnSync(NODE, [...ARGS, '--out', cfg], { cwd: ROOT, env, encoding: 'utf8' });
+  assert.match(notDir.stderr, /run folder .*config\.json is a file; pass a folder \(--out\)/);
 });

@@ -68,11 +68,34 @@ function readLog(file: string): EpochMetrics[] {
   });
 }
 
+/** Which fields of a run folder's stored config.json differ from `now` ("a.b: stored → now", ...), or why it cannot be read. */
+function configDifferences(storedJson: string, now: unknown): string {
+  let stored: unknown;
+  try {
+    stored = JSON.parse(storedJson);
+  } catch (e) {
+    return `the stored file is not valid JSON: ${(e as Error).message}`;
+  }
+  const out: string[] = [];
+  const walk = (a: unknown, b: unknown, p: string): void => {
+    const isObj = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+    if (isObj(a) && isObj(b)) {
+      const keys = new Set([...Object.keys(a as object), ...Object.keys(b as object)]);
+      for (const k of keys) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], p ? `${p}.${k}` : k);
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+      out.push(`${p}: stored ${JSON.stringify(a) ?? 'nothing'} → now ${JSON.stringify(b) ?? 'nothing'}`);
+    }
+  };
+  walk(stored, now, '');
+  return out.length ? out.join('; ') : 'same values, different formatting';
+}
+
 /** Trains (or resumes) a PGD-AT ResNet-18 as `config.advTrain` says. */
 export async function trainAdversarial(config: ExperimentConfig, options: AdvTrainRunOptions): Promise<AdvTrainRunResult> {
   const t = config.advTrain;
   const log = options.log ?? ((l: string) => console.log(l));
   const dir = options.outDir;
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new Error(`run folder ${dir} is a file; pass a folder (--out)`);
   fs.mkdirSync(dir, { recursive: true });
   const files = { last: path.join(dir, 'last.rbn'), best: path.join(dir, 'best.rbn'), log: path.join(dir, 'metrics.jsonl'), config: path.join(dir, 'config.json') };
   // Only what determines the trained weights: other stages' settings may change freely.
@@ -80,7 +103,10 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
   const configJson = JSON.stringify(runConfig, null, 2);
   if (fs.existsSync(files.config)) {
     const old = fs.readFileSync(files.config, 'utf8');
-    if (old !== configJson) throw new Error(`${files.config}: this run folder was started with another config; use a new --out folder (or delete it) to train with this one`);
+    if (old !== configJson) {
+      const fields = configDifferences(old, runConfig);
+      throw new Error(`${files.config}: this run folder was started with another config (${fields}); use a new --out folder (or delete it) to train with this one`);
+    }
   } else {
     writeFileAtomic(files.config, configJson);
   }

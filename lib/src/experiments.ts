@@ -141,14 +141,17 @@ export interface LayerTypeEpoch extends FinetuneEpoch {
   vsBase: { clean: PairedComparison; robust: PairedComparison };
 }
 
-interface Loaded {
-  train: CifarData;
+interface EvalInputs {
   test: CifarData;
   evalIdx: Int32Array | undefined;
   /** Clean-accuracy indices when they differ from evalIdx (eval.cleanN), else undefined. */
   cleanIdx: Int32Array | undefined;
-  trainIdx: Int32Array | undefined;
   sha: string;
+}
+
+interface Loaded extends EvalInputs {
+  train: CifarData;
+  trainIdx: Int32Array | undefined;
 }
 
 /** The fixed evaluation subsets of `eval.n` (attacked) and `eval.cleanN` (clean; undefined when the same set). */
@@ -160,12 +163,17 @@ function evalSubsets(c: ExperimentConfig, test: CifarData): { evalIdx: Int32Arra
   return { evalIdx, cleanIdx: sameSet ? undefined : cleanSubset ?? Int32Array.from({ length: test.n }, (_, i) => i) };
 }
 
+/** What evaluating a checkpoint needs: the test split only (a base evaluation works without the train file). */
+function loadEvalInputs(inp: ExperimentInputs): EvalInputs {
+  const test = loadCifar({ dataset: inp.config.dataset, split: 'test' });
+  return { test, sha: checkpointHash(inp.checkpoint), ...evalSubsets(inp.config, test) };
+}
+
 function loadInputs(inp: ExperimentInputs): Loaded {
   const c = inp.config;
   const train = loadCifar({ dataset: c.dataset, split: 'train' });
-  const test = loadCifar({ dataset: c.dataset, split: 'test' });
   return {
-    train, test, sha: checkpointHash(inp.checkpoint), ...evalSubsets(c, test),
+    ...loadEvalInputs(inp), train,
     trainIdx: c.finetune.trainN === null || c.finetune.trainN >= train.n ? undefined : subsetIndices(train, { n: c.finetune.trainN }),
   };
 }
@@ -188,7 +196,7 @@ const log = (inp: ExperimentInputs) => inp.log ?? ((l: string) => console.log(l)
 /** Clean and robust accuracy of the base model on the evaluation set (cached). */
 export async function runBaseEvaluation(inp: ExperimentInputs): Promise<BaseRecord> {
   const cache = inp.cache ?? new ResultCache();
-  const d = loadInputs(inp);
+  const d = loadEvalInputs(inp);
   const material = { v: EXPERIMENT_VERSION, kind: 'base', dataset: inp.config.dataset, sha: d.sha, eval: inp.config.eval };
   const r = await cache.getOrCompute<BaseRecord>('base', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
     const ev = await evaluate(model, d.test, {
