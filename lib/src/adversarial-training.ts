@@ -24,6 +24,10 @@ import { lrAt, type ExperimentConfig } from './config.js';
 import { engineInfo } from './engine.js';
 import { formatDuration } from './progress.js';
 
+/**
+ * One completed PGD-AT epoch (a metrics.jsonl line): lr, mean step loss on adversarial batches, clean and robust (evalAttack)
+ * accuracy in percent on the evalN subset, train/eval seconds and training images/s.
+ */
 export interface EpochMetrics {
   epoch: number;
   lr: number;
@@ -37,6 +41,7 @@ export interface EpochMetrics {
   imagesPerSecond: number;
 }
 
+/** Per-call options of `trainAdversarial` (what to train comes from `config.advTrain`). */
 export interface AdvTrainRunOptions {
   /** Run folder (created). */
   outDir: string;
@@ -50,6 +55,10 @@ export interface AdvTrainRunOptions {
   progress?: boolean;
 }
 
+/**
+ * Outcome of one `trainAdversarial` call: epochs done so far, whether all `advTrain.epochs` are done, the epoch it resumed
+ * after (0 = fresh run), every epoch's metrics (resumed ones included) and the best-robust epoch (null if none).
+ */
 export interface AdvTrainRunResult {
   outDir: string;
   epochsDone: number;

@@ -28,6 +28,7 @@ import { tableColumns, tableRows, toCsv, toMarkdown, type TableLike, type TableO
 
 /** Format tag and version of manifest.json. */
 export const MANIFEST_FORMAT = 'rift-bn-artifacts';
+/** Version written into every manifest.json (`ArtifactManifest.version`). */
 export const MANIFEST_VERSION = 1;
 
 /** A saved figure; paths are relative to the report folder. */

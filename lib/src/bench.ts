@@ -13,9 +13,12 @@ import { trainStep } from './train.js';
 import { SGD } from './optim.js';
 import { mulberry32 } from './rng.js';
 
+/** What `benchTask` times: a forward pass, one PGD step (input gradient), or one SGD step (weight gradients). */
 export type BenchTask = 'inference' | 'pgd-step' | 'train-step';
+/** Every BenchTask, in the order scripts/bench.ts runs them. */
 export const BENCH_TASKS: readonly BenchTask[] = ['inference', 'pgd-step', 'train-step'];
 
+/** Options of `benchTask`; defaults in DEFAULT_BENCH. */
 export interface BenchOptions {
   /** ResNet-18 width multiplier. Default 1. */
   width: number;
@@ -29,8 +32,13 @@ export interface BenchOptions {
   maxSeconds: number;
 }
 
+/** Benchmark defaults: full width (1), batch 128, 1 warm-up iteration, 5 timed iterations, at most 30 s of timing. */
 export const DEFAULT_BENCH: BenchOptions = { width: 1, batchSize: 128, warmup: 1, iterations: 5, maxSeconds: 30 };
 
+/**
+ * One task's measurement: median images/s and GFLOP/s (null if the task threw, with `error` set), per-iteration times
+ * and the process's peak RSS.
+ */
 export interface BenchResult {
   task: BenchTask;
   width: number;

@@ -20,7 +20,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ResNet18, type ResNetConfig } from './model.js';
 
 const MAGIC = Buffer.from([0x52, 0x49, 0x46, 0x54, 0x42, 0x4e, 0x00, 0x01]);
+/** Format tag stored in every checkpoint header; `readCheckpoint` rejects any other. */
 export const CHECKPOINT_FORMAT = 'rift-bn-checkpoint';
+/** Checkpoint format version this library writes and the only one `readCheckpoint` accepts. */
 export const CHECKPOINT_VERSION = 1;
 
 /** Where a checkpoint came from; every field is optional but a trainer fills them all. */
@@ -40,8 +42,13 @@ export interface Provenance {
   [k: string]: unknown;
 }
 
+/** Header entry of one stored tensor: state key, shape, dtype, byte offset from the data start and length in float32 values. */
 export interface CheckpointTensorInfo { key: string; shape: number[]; dtype: 'float32'; offset: number; length: number }
 
+/**
+ * The JSON header of a checkpoint (see the file comment): architecture config, weight layouts, tensor table, SHA-256 of the
+ * data section, provenance, metrics, extras and creation time (ISO 8601).
+ */
 export interface CheckpointHeader {
   format: typeof CHECKPOINT_FORMAT;
   version: number;
@@ -57,12 +64,14 @@ export interface CheckpointHeader {
   createdAt: string;
 }
 
+/** A parsed, verified checkpoint as `readCheckpoint` returns it: header and float32 values by state key. */
 export interface CheckpointData {
   header: CheckpointHeader;
   /** Values by key (views into one buffer; copy before mutating). */
   tensors: Map<string, Float32Array>;
 }
 
+/** What `encodeCheckpoint` / `saveCheckpoint` store beside the model state; every field optional (empty by default). */
 export interface SaveCheckpointOptions {
   provenance: Provenance;
   metrics: Record<string, unknown>;

@@ -10,9 +10,12 @@
  * the effective config is stored with every result.
  */
 
+/** Name of a settings profile: smoke (seconds, for tests), quick (the CPU default) or paper (the papers' settings). */
 export type ProfileName = 'smoke' | 'quick' | 'paper';
+/** Every profile name, smallest first (what `resolveConfig` and the CLIs accept). */
 export const PROFILE_NAMES: readonly ProfileName[] = ['smoke', 'quick', 'paper'];
 
+/** A PGD attack's settings as a profile states them (a subset of PGDOptions; the seed is set per use). */
 export interface AttackConfig {
   /** L∞ radius (in [0,1] pixel units). */
   eps: number;
@@ -23,6 +26,7 @@ export interface AttackConfig {
   restarts: number;
 }
 
+/** The base model's PGD-AT training (`trainAdversarial`): architecture width, data subsets, SGD schedule and attacks. */
 export interface AdvTrainConfig {
   /** ResNet-18 width multiplier. */
   width: number;
@@ -60,6 +64,7 @@ export interface EvalConfig {
   batchSize: number;
 }
 
+/** Module Robust Criticality settings: the fixed adversarial set and the per-module ascent (see mrc.ts). */
 export interface MRCConfig {
   /** Size of the fixed adversarial set (test split, balanced subset; null = all: the code). */
   advN: number | null;
@@ -76,8 +81,10 @@ export interface MRCConfig {
   bnRadius: 'joint' | 'per-tensor';
 }
 
+/** A BN running-statistics policy during fine-tuning (same values as finetune.ts's BNStatsPolicy). */
 export type BNStatsPolicyName = 'all' | 'selected' | 'none';
 
+/** Fine-tuning of the selected modules on clean data (RiFT's second stage, `finetune`) as the experiments run it. */
 export interface FinetuneConfig {
   epochs: number;
   lr: number;
@@ -102,6 +109,7 @@ export interface FinetuneConfig {
   seeds: number[];
 }
 
+/** RiFT's weight interpolation between the base and the fine-tuned model (`interpolationSweep`). */
 export interface InterpolationConfig {
   /** Apply RiFT's interpolation (the RiFT-with-BN paper leaves it open). */
   enabled: boolean;
@@ -110,6 +118,7 @@ export interface InterpolationConfig {
   tolerance: number;
 }
 
+/** The full effective settings of a run (one profile and dataset plus overrides); build it with `resolveConfig`. */
 export interface ExperimentConfig {
   profile: ProfileName;
   dataset: 'cifar10' | 'cifar100';

@@ -19,9 +19,12 @@ import { registerWasmGradientKernels } from './wasm-kernels.js';
 import { onednnInfo, tryRegisterOnednn } from './onednn.js';
 import { defaultPoolBytes } from './onednn-backend.js';
 
+/** Our name of a backend; 'tensorflow-gpu' and 'tensorflow' are both TF.js's 'tensorflow' (tfjs-node-gpu / tfjs-node). */
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'onednn' | 'wasm' | 'cpu';
+/** Backends in the order `initEngine` tries them in 'auto' mode (see the file comment). */
 export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'];
 
+/** Options of `initEngine`. */
 export interface EngineOptions {
   /** Backend to use; 'auto' tries BACKEND_ORDER. Default: env RIFT_BACKEND, else 'auto'. */
   backend?: BackendName | 'auto';
@@ -29,6 +32,7 @@ export interface EngineOptions {
   threads?: number;
 }
 
+/** Outcome of trying one backend during `initEngine`; `EngineInfo.attempts` lists them in the order tried. */
 export interface BackendAttempt {
   backend: BackendName;
   ok: boolean;

@@ -10,6 +10,7 @@ import { correctMask } from './losses.js';
 import { pgd, DEFAULT_PGD, type PGDOptions } from './attacks/pgd.js';
 import { Progress, type ProgressOptions } from './progress.js';
 
+/** Options of `evaluate`; defaults in DEFAULT_EVALUATE. */
 export interface EvaluateOptions {
   /** Images per forward pass. Default 256. */
   batchSize: number;
@@ -34,6 +35,7 @@ export interface EvaluateOptions {
   progress: Partial<ProgressOptions> | false;
 }
 
+/** Evaluation defaults: batch 256, PGD-10 (DEFAULT_PGD, eps 8/255, alpha 2/255), every example, label 'eval', progress on. */
 export const DEFAULT_EVALUATE: EvaluateOptions = { batchSize: 256, attack: {}, label: 'eval', progress: {} };
 
 /** Accuracy over the evaluated examples. */
@@ -46,6 +48,7 @@ export interface AccuracyRecord {
   perExample: Uint8Array;
 }
 
+/** Result of `evaluate`: clean (and, when attacked, robust) accuracy with per-example correctness, the attack used, timing. */
 export interface EvaluationResult {
   /** Number of examples evaluated. */
   n: number;

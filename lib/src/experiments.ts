@@ -27,6 +27,7 @@ import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsa
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
 export const EXPERIMENT_VERSION = 4;
 
+/** What every run* experiment takes: the config, the base checkpoint, the cache and logging. */
 export interface ExperimentInputs {
   config: ExperimentConfig;
   /** Base (PGD-AT) checkpoint. */
@@ -46,6 +47,7 @@ export function encodeBits(a: ArrayLike<number>): string {
   return s;
 }
 
+/** Inverse of `encodeBits`: a '0'/'1' string back to a per-example 0/1 Uint8Array (any other character reads as 0). */
 export function decodeBits(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => (c === '1' ? 1 : 0));
 }
@@ -61,6 +63,7 @@ interface Common {
   createdAt: string;
 }
 
+/** Cached evaluation of the base (PGD-AT) checkpoint: clean and robust accuracy (percent) with per-example correctness bits. */
 export interface BaseRecord extends Common {
   kind: 'base';
   eval: ExperimentConfig['eval'];
@@ -74,6 +77,10 @@ export interface BaseRecord extends Common {
   robustBits: string;
 }
 
+/**
+ * Cached MRC ranking of every Conv/Linear/BN module of the base model, with the fixed adversarial set's size and the
+ * unperturbed model's loss and accuracy (percent) on it.
+ */
 export interface MRCRecord extends Common {
   kind: 'mrc';
   mrc: ExperimentConfig['mrc'];
@@ -84,9 +91,12 @@ export interface MRCRecord extends Common {
   ranking: MRCEntry[];
 }
 
+/** A fine-tuning method: 'rift' (RiFT, Conv/Linear candidates) or 'rift-bn' (RiFT with BN, BatchNorm added). */
 export type Method = 'rift' | 'rift-bn';
+/** MRC candidate set of each method: RiFT ranks Conv/Linear modules, RiFT with BN also BatchNorm. */
 export const METHOD_CANDIDATES: Record<Method, CandidateSet> = { rift: 'conv+linear', 'rift-bn': 'conv+linear+bn' };
 
+/** A model's clean and robust accuracy (percent) on the evaluation set, per-example bits, and paired comparisons with base. */
 export interface ModelScore {
   clean: number;
   robust: number;
@@ -96,6 +106,10 @@ export interface ModelScore {
   robustBits: string;
 }
 
+/**
+ * Cached top-k run of one method and seed: the k lowest-MRC modules fine-tuned, the curve, scores before and after interpolation,
+ * and the saved model files.
+ */
 export interface RiftRecord extends Common {
   kind: 'rift';
   method: Method;
@@ -119,6 +133,7 @@ export interface RiftRecord extends Common {
   rawModelFile: string;
 }
 
+/** Cached layer-type fine-tuning run (BN-only, Conv/Linear-only or Full) of Figures 1/2 for one seed. */
 export interface LayerTypeRecord extends Common {
   kind: 'layer-type';
   mode: LayerTypeMode;
@@ -358,6 +373,7 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
 }
 
 
+/** Options of `runBNOutputKDE` (Figure 3). */
 export interface KDEOptions {
   /** k of the top-k runs compared (the paper: Top-5). Default 5. */
   k: number;
@@ -380,6 +396,10 @@ export interface KDEOptions {
   seed?: number;
 }
 
+/**
+ * Cached Figure 3 data: KDEs on a common grid of one BN layer's outputs on adversarial examples for init, RiFT and RiFT with BN,
+ * with each model's mean, std, bandwidth and 1-Wasserstein distance to init.
+ */
 export interface KDERecord extends Common {
   kind: 'bn-kde';
   layer: string;
@@ -465,6 +485,7 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
   return r.record;
 }
 
+/** Cached worst-of-R vs single-run PGD comparison: per model, clean accuracy, robust accuracy per restart count, and the gap. */
 export interface RestartsRecord extends Common {
   kind: 'restarts';
   eval: ExperimentConfig['eval'];

@@ -20,9 +20,12 @@ import { trainEpoch } from './train.js';
 import { evaluate, type EvaluationResult } from './evaluate.js';
 import type { PGDOptions } from './attacks/pgd.js';
 
+/** Which BN layers re-estimate running statistics while fine-tuning: all, the selected ones, or none (see the file comment). */
 export type BNStatsPolicy = 'all' | 'selected' | 'none';
+/** Which modules train in the layer-type experiment (Figures 1/2): every BN layer, every Conv/Linear module, or all. */
 export type LayerTypeMode = 'bn-only' | 'conv-linear-only' | 'full';
 
+/** Options of `finetune`; all but `modules` default to DEFAULT_FINETUNE. */
 export interface FinetuneOptions {
   /** Modules whose parameters train (PyTorch names). Required, non-empty. */
   modules: string[];
@@ -74,6 +77,10 @@ export interface FinetuneOptions {
   onEpoch?: (e: FinetuneEpoch, evaluation: EvaluationResult) => void | Promise<void>;
 }
 
+/**
+ * Fine-tuning defaults (RiFT's): BN policy 'selected', 10 epochs, lr 1e-3 ×0.1 at ⌊epochs/2⌋, momentum 0.9, wd 5e-4, batch 128,
+ * PGD-10 eval at batch 256 every epoch and before the first, keep best-clean, seed 0, progress on.
+ */
 export const DEFAULT_FINETUNE: Omit<FinetuneOptions, 'modules'> = {
   bnStats: 'selected', epochs: 10, lr: 1e-3, lrDecayEpoch: null, lrGamma: 0.1, momentum: 0.9, weightDecay: 5e-4,
   batchSize: 128, evalAttack: {}, evalBatchSize: 256, evalBefore: true, keep: 'best-clean', evalRobust: 'every-epoch', seed: 0, progress: true,
@@ -92,6 +99,7 @@ export interface FinetuneEpoch {
   evalSeconds: number;
 }
 
+/** Result of `finetune`: what was trained and whose BN statistics were re-estimated, the per-epoch curve and the kept epoch. */
 export interface FinetuneResult {
   modules: string[];
   bnStats: BNStatsPolicy;

@@ -26,6 +26,7 @@ export function interpolateInto(model: ResNet18, a: StateSnapshot, b: StateSnaps
   }
 }
 
+/** The interpolated model θ_α evaluated at one α: clean and robust accuracy (percent) and per-example correctness. */
 export interface AlphaPoint {
   alpha: number;
   clean: number;
@@ -34,6 +35,7 @@ export interface AlphaPoint {
   robustPerExample: Uint8Array;
 }
 
+/** Options of `interpolationSweep`; defaults in DEFAULT_INTERPOLATION. */
 export interface InterpolationOptions {
   /** Grid of α. Default 0, 0.1, …, 1. */
   alphas: number[];
@@ -57,6 +59,7 @@ export interface InterpolationOptions {
   known?: readonly AlphaPoint[];
 }
 
+/** Interpolation defaults: α grid 0, 0.1, …, 1, tolerance 0.1 points, PGD-10 (DEFAULT_PGD) at batch 256, progress on. */
 export const DEFAULT_INTERPOLATION: InterpolationOptions = {
   alphas: Array.from({ length: 11 }, (_, i) => i / 10), tolerance: 0.1, attack: {}, batchSize: 256, progress: true,
 };
@@ -71,6 +74,7 @@ export function pickAlpha(points: readonly AlphaPoint[], baseRobust: number, tol
   return ok.reduce((a, b) => (b.clean > a.clean || (b.clean === a.clean && b.alpha > a.alpha) ? b : a));
 }
 
+/** Result of `interpolationSweep`: every evaluated α (ascending), the chosen point, the base's robust accuracy, the tolerance. */
 export interface InterpolationResult {
   points: AlphaPoint[];
   chosen: AlphaPoint;

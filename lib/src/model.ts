@@ -17,8 +17,10 @@ import { batchNormEval, batchNormTrain, updateRunningStats } from './batchnorm.j
 
 /** CIFAR-10 channel statistics used by RiFT's code (also for CIFAR-100). */
 export const CIFAR_MEAN: readonly [number, number, number] = [0.4914, 0.4822, 0.4465];
+/** Per-channel standard deviations paired with CIFAR_MEAN (R, G, B; pixel values in [0, 1]). */
 export const CIFAR_STD: readonly [number, number, number] = [0.2471, 0.2435, 0.2616];
 
+/** Architecture and normalisation of a ResNet18; stored in every checkpoint header. */
 export interface ResNetConfig {
   /** Architecture id; only 'resnet18' exists. */
   arch: 'resnet18';
@@ -36,6 +38,7 @@ export interface ResNetConfig {
   bnEps: number;
 }
 
+/** Default config: full-width ResNet-18 (width 1), 10 classes, CIFAR_MEAN/CIFAR_STD, BN momentum 0.1, BN eps 1e-5. */
 export const DEFAULT_RESNET_CONFIG: ResNetConfig = {
   arch: 'resnet18',
   width: 1,
@@ -46,6 +49,7 @@ export const DEFAULT_RESNET_CONFIG: ResNetConfig = {
   bnEps: 1e-5,
 };
 
+/** Kind of a module with state: conv (incl. shortcut convs like `layer2.0.shortcut.0`), linear, or bn (incl. `shortcut.1`). */
 export type ModuleKind = 'conv' | 'linear' | 'bn';
 
 /** One entry of a module's state: `key` is the full PyTorch-style name. */
@@ -79,6 +83,7 @@ export interface ModuleInfo {
  */
 export type BNMode = 'train' | 'batch' | 'eval';
 
+/** Options of `Classifier.forward`. */
 export interface ForwardOptions {
   /** Training-mode call: BN layers behave per their BNMode. Default false (inference). */
   training?: boolean;

@@ -26,6 +26,7 @@ import { Progress, type ProgressOptions } from './progress.js';
 /** Which modules are candidates: RiFT ranks Conv/Linear; RiFT with BN adds BatchNorm. */
 export type CandidateSet = 'conv+linear' | 'conv+linear+bn';
 
+/** Options of the per-module MRC computation (`moduleMRC`, `computeMRC`); defaults in DEFAULT_MRC. */
 export interface MRCOptions {
   /** Relative radius ε of the perturbation ball. Default 0.1. */
   eps: number;
@@ -47,6 +48,10 @@ export interface MRCOptions {
   progress: Partial<ProgressOptions> | false;
 }
 
+/**
+ * MRC defaults (RiFT's code): ε 0.1, lr 1, batch 512, 10 ascent epochs, no stop at first projection, Conv/Linear candidates,
+ * joint BN radius, evaluation batch 512, progress on.
+ */
 export const DEFAULT_MRC: MRCOptions = {
   eps: 0.1, lr: 1, batchSize: 512, epochs: 10, stopAtFirstProjection: false, candidates: 'conv+linear',
   bnRadius: 'joint', evalBatchSize: 512, progress: {},
@@ -65,6 +70,7 @@ export interface AdversarialSet {
   dispose(): void;
 }
 
+/** Options of `makeAdversarialSet`. */
 export interface AdversarialSetOptions {
   /** Examples (class-balanced fixed subset of `data`; null = all). Default null (the code: 10k test images). */
   n: number | null;
@@ -148,6 +154,7 @@ export interface MRCEntry {
   seconds: number;
 }
 
+/** MRC of a set of modules: the options used, the unperturbed loss and accuracy (percent) on the fixed set, and the ranking. */
 export interface MRCResult {
   options: MRCOptions;
   lossBefore: number;

@@ -45,6 +45,10 @@ export function defaultPoolBytes(): number {
   return Math.floor(os.totalmem() / 2);
 }
 
+/**
+ * The 'onednn' backend instance: MathBackendCPU plus the output-buffer pool (see the file comment), capped at
+ * `maxFreeBytes` free bytes (default `defaultPoolBytes()`).
+ */
 export class OnednnBackend extends MathBackendCPU {
   /** ArrayBuffers allocated by this pool (weak: a buffer whose kernel threw is simply collected). */
   private readonly owned = new WeakSet<ArrayBuffer>();

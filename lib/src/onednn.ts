@@ -35,6 +35,7 @@ export type { PoolStats } from './onednn-backend.js';
  */
 export const ONEDNN_BN_KERNELS = ['RiftBatchNormTrain', 'RiftBatchNormTrainGrad'] as const;
 
+/** Result of `tryRegisterOnednn`: whether the 'onednn' backend is available, and why not or what the addon reports. */
 export interface OnednnStatus {
   ok: boolean;
   /** Why the backend is unavailable (addon not built and why, load error, ...). */

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+/** Hyperparameters of `SGD`; defaults in DEFAULT_SGD. */
 export interface SGDOptions {
   /** Learning rate. Default 0.1. */
   lr: number;
@@ -14,10 +15,15 @@ export interface SGDOptions {
   weightDecay: number;
 }
 
+/** SGD defaults (the PGD-AT reference's): lr 0.1, momentum 0.9, weight decay 5e-4. */
 export const DEFAULT_SGD: SGDOptions = { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 };
 
 let sgdCounter = 0;
 
+/**
+ * PyTorch-style SGD (see the file comment) over live tf.Variables; momentum buffers are created at each variable's first step
+ * and freed by `dispose()`.
+ */
 export class SGD {
   readonly options: SGDOptions;
   /** Current learning rate (schedules set it between steps). */

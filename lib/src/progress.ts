@@ -5,6 +5,7 @@
  */
 import { inNotebook } from './display.js';
 
+/** Options of `Progress` (all optional there). */
 export interface ProgressOptions {
   /** Unit of the rate, e.g. 'img'. Default 'it'. */
   unit: string;
@@ -15,6 +16,7 @@ export interface ProgressOptions {
   silent: boolean;
 }
 
+/** Seconds (rounded) as 'mm:ss', or 'h:mm:ss' from one hour; '--:--' when not finite; negatives count as 0. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--:--';
   const s = Math.max(0, Math.round(seconds));
@@ -30,6 +32,7 @@ export function formatDuration(seconds: number): string {
  */
 export const PROGRESS_LINE = /^.*\d+\/\d+ \(\d+(\.\d+)?%\).* elapsed [\d:]+ ETA [\d:]+.*$/;
 
+/** A progress reporter for a loop of `total` units, labelled `label`; call `update` with the cumulative count done. */
 export class Progress {
   private readonly o: ProgressOptions;
   private readonly start = Date.now();

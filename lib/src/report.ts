@@ -15,6 +15,7 @@ export interface NotebookJson {
   nbformat_minor: number;
 }
 
+/** One cell of an nbformat 4 notebook (code, markdown or raw); only code cells carry `outputs`. */
 export interface NotebookCell {
   cell_type: 'code' | 'markdown' | 'raw';
   source: string | string[];
@@ -25,6 +26,7 @@ export interface NotebookCell {
   attachments?: unknown;
 }
 
+/** One output of an executed code cell: a stream (stdout/stderr), display data, an execute result or an error. */
 export interface NotebookOutput {
   output_type: 'stream' | 'display_data' | 'execute_result' | 'error';
   name?: string;

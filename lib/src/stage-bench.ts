@@ -15,8 +15,10 @@ import { SGD } from './optim.js';
 import type { PGDOptions } from './attacks/pgd.js';
 import type { ExperimentConfig } from './config.js';
 
+/** A timed pipeline stage: PGD-AT epoch, PGD or clean evaluation, MRC of one module, fine-tuning epoch (one BN layer or all). */
 export type StageName = 'pgd-at-epoch' | 'eval-pgd' | 'eval-clean' | 'mrc-module' | 'finetune-epoch-bn' | 'finetune-epoch-full';
 
+/** One stage's measurement on a sample and its linear projection to the profile's stage size. */
 export interface StageTiming {
   stage: StageName;
   /** What the projected size counts, in words (e.g. "50000 training images"). */
@@ -32,6 +34,7 @@ export interface StageTiming {
   projectedSeconds: number;
 }
 
+/** Options of `benchStages`; defaults in DEFAULT_STAGE_BENCH. */
 export interface StageBenchOptions {
   /** Images per timed sample (rounded down to whole batches for training stages). Default 1024. */
   images: number;
@@ -43,8 +46,10 @@ export interface StageBenchOptions {
   stages: StageName[];
 }
 
+/** Every stage `benchStages` knows, in pipeline order (also the order it runs them). */
 export const STAGE_NAMES: readonly StageName[] = ['pgd-at-epoch', 'eval-pgd', 'eval-clean', 'mrc-module', 'finetune-epoch-bn', 'finetune-epoch-full'];
 
+/** Stage-bench defaults: 1024-image samples, a warm-up batch per stage, every stage, a fresh model. */
 export const DEFAULT_STAGE_BENCH: StageBenchOptions = { images: 1024, warmup: true, stages: [...STAGE_NAMES] };
 
 /**

@@ -11,6 +11,10 @@ import type { AttackConfig } from './config.js';
 import type { LayerTypeMode } from './finetune.js';
 import type { ModuleKind } from './model.js';
 
+/**
+ * One row of Table 1 (a k and a method): accuracies in percent (mean over seeds), Δ vs base with 95% interval and McNemar p,
+ * the selected modules, the interpolation α per seed and the paper's values (null if it has none).
+ */
 export interface Table1Row {
   k: number;
   method: Method;
@@ -84,6 +88,7 @@ export function evalConfigLabel(e: { n: number | null; cleanN: number | null }, 
   return evalImagesLabel({ n: e.n ?? testSize, cleanN: e.cleanN ?? testSize });
 }
 
+/** An attack's short name: 'PGD-10', or 'PGD-10×3' with 3 restarts. */
 export function attackLabel(a: Pick<AttackConfig, 'steps' | 'restarts'>): string {
   return `PGD-${a.steps}${a.restarts > 1 ? `×${a.restarts}` : ''}`;
 }

@@ -13,6 +13,7 @@ import { SGD } from './optim.js';
 import { Rng } from './rng.js';
 import { Progress, type ProgressOptions } from './progress.js';
 
+/** Options of `trainStep`: clean training or PGD-AT. */
 export interface TrainStepOptions {
   /**
    * Adversarial training: PGD settings for the training attack, generated with the model in
@@ -51,6 +52,7 @@ export function trainStep(model: ResNet18, opt: SGD, x: tf.Tensor4D, y: tf.Tenso
   }
 }
 
+/** Options of `trainEpoch`; defaults in DEFAULT_TRAIN_EPOCH. */
 export interface TrainEpochOptions extends TrainStepOptions {
   /** Default 128. */
   batchSize: number;
@@ -68,10 +70,12 @@ export interface TrainEpochOptions extends TrainStepOptions {
   progress: Partial<ProgressOptions> | false;
 }
 
+/** Epoch defaults: clean training (no attack), batch 128, seed 0, augmentation on, last partial batch dropped, label 'train'. */
 export const DEFAULT_TRAIN_EPOCH: TrainEpochOptions = {
   attack: null, batchSize: 128, seed: 0, augment: true, dropLast: true, label: 'train', progress: {},
 };
 
+/** Summary of one `trainEpoch`: mean loss, training accuracy, steps, images trained on and wall seconds. */
 export interface EpochResult {
   /** Mean of the per-step losses. */
   loss: number;

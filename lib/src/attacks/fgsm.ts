@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Classifier } from '../model.js';
 import { pgd } from './pgd.js';
 
+/** Options of `fgsm`, each optional: the L∞ radius (also the one step's size) and whether the model runs in training mode. */
 export interface FGSMOptions {
   /** L∞ radius and step size. Default 8/255. */
   eps: number;

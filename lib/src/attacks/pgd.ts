@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Classifier } from '../model.js';
 import { crossEntropy, crossEntropyPerExample, correctMask } from '../losses.js';
 
+/** Options of `pgd`; every field is optional there and defaults to DEFAULT_PGD. */
 export interface PGDOptions {
   /** L∞ radius. Default 8/255. */
   eps: number;
@@ -33,6 +34,7 @@ export interface PGDOptions {
   training: boolean;
 }
 
+/** PGD defaults (PGD-10): eps 8/255, alpha 2/255, 10 steps, random start, 1 restart, seed 0, inference mode. */
 export const DEFAULT_PGD: PGDOptions = {
   eps: 8 / 255,
   alpha: 2 / 255,
