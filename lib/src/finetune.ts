@@ -57,7 +57,7 @@ export interface FinetuneOptions {
   evalBatchSize: number;
   /** Evaluate the model before the first epoch too (epoch 0 of the curves). Default true. */
   evalBefore: boolean;
-  /** Which epoch the model ends in: best clean accuracy (RiFT), best robust, or the last. Default 'clean'. */
+  /** Which epoch the model ends in: best clean accuracy (RiFT), best robust, or the last. Default 'best-clean'. */
   keep: 'best-clean' | 'best-robust' | 'last';
   /**
    * When robust accuracy is measured: 'every-epoch' (the curves of Figures 1/2) or 'kept' (only

@@ -74,7 +74,6 @@ export const METHOD_LABELS: Readonly<Record<Method, string>> = { rift: 'RiFT', '
 /** Display names of the layer-type modes of Figures 1/2 (METHOD_COLORS knows them). */
 export const LAYER_TYPE_LABELS: Readonly<Record<LayerTypeMode, string>> = { 'bn-only': 'BN-only', 'conv-linear-only': 'Conv/Linear-only', full: 'Full' };
 
-/** An attack's short name: 'PGD-10', or 'PGD-10×3' with 3 restarts. */
 /**
  * The evaluation set in words, e.g. "10000 test images clean, 1000 attacked" (eval.cleanN ≠ eval.n)
  * or "1000 test images".
