@@ -4,6 +4,7 @@
  * as one clear line (stack with RIFT_DEBUG=1) and exits non-zero.
  */
 import { parseArgs } from 'node:util';
+import { BACKEND_ORDER, type BackendName } from '../lib/src/engine.js';
 
 /** One option: node's parseArgs type plus what `--help` prints. */
 export interface CliOption {
@@ -104,6 +105,11 @@ export function choiceListArg<T extends string>(name: string, v: string, choices
 export function choiceArg<T extends string>(name: string, v: string, choices: readonly T[]): T {
   if (!(choices as readonly string[]).includes(v)) throw new Error(`--${name} must be one of ${choices.join(', ')}; got '${v}'`);
   return v as T;
+}
+
+/** The --backend option as initEngine takes it (undefined: env RIFT_BACKEND, else auto). */
+export function backendArg(v: string | undefined): BackendName | 'auto' | undefined {
+  return v === undefined ? undefined : choiceArg<BackendName | 'auto'>('backend', v, ['auto', ...BACKEND_ORDER]);
 }
 
 /** Runs an async main; prints an error as one line (`RIFT_DEBUG=1`: with its stack) and exits 1. */

@@ -1,9 +1,9 @@
 /** `npm run evaluate -- --checkpoint <file> [options]`: clean and PGD accuracy of a checkpoint (`--help` lists the options). */
-import { initEngine, type BackendName } from '../lib/src/engine.js';
+import { initEngine } from '../lib/src/engine.js';
 import { loadCifar, subsetIndices, DATASET_NAMES, type DatasetName } from '../lib/src/data.js';
 import { loadModel, checkpointHash, writeFileAtomic } from '../lib/src/checkpoint.js';
 import { evaluate, formatEvaluation } from '../lib/src/evaluate.js';
-import { runMain, parseCli, intArg, numberArg, choiceArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { runMain, backendArg, parseCli, intArg, numberArg, choiceArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
 const CLI = {
   command: 'npm run evaluate --',
@@ -33,7 +33,7 @@ runMain(async () => {
   };
   const batchSize = intArg('batch', values.batch, 1);
   const nArg = values.n === undefined ? undefined : intArg('n', values.n, 1);
-  const engine = await initEngine({ backend: values.backend as BackendName | undefined });
+  const engine = await initEngine({ backend: backendArg(values.backend) });
   const { model, checkpoint } = loadModel(values.checkpoint);
   const dataset: DatasetName = datasetArg ?? (model.config.numClasses === 100 ? 'cifar100' : 'cifar10');
   const data = loadCifar({ dataset, split: 'test' });

@@ -1,12 +1,12 @@
 /** `npm run experiment -- <base|mrc|rift|table1|layer-type> [options]`: one experiment, cached (`--help` lists the options). */
 import * as fs from 'node:fs';
-import { initEngine, type BackendName } from '../lib/src/engine.js';
+import { initEngine } from '../lib/src/engine.js';
 import { resolveConfig, parseOverrides } from '../lib/src/config.js';
 import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, type Method } from '../lib/src/experiments.js';
 import { baseRunDir, runCheckpointPath } from '../lib/src/adversarial-training.js';
 import type { LayerTypeMode } from '../lib/src/finetune.js';
 import { formatDelta } from '../lib/src/stats.js';
-import { runMain, parseCli, intArg, choiceArg, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { runMain, backendArg, parseCli, intArg, choiceArg, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
 const WHAT = ['base', 'mrc', 'rift', 'table1', 'layer-type'] as const;
 const MODES: readonly LayerTypeMode[] = ['bn-only', 'conv-linear-only', 'full'];
@@ -51,7 +51,7 @@ runMain(async () => {
       ? `--checkpoint ${checkpoint}: no such file`
       : `base checkpoint ${checkpoint} not found: train it with \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` or pass --checkpoint`);
   }
-  const engine = await initEngine({ backend: values.backend as BackendName | undefined });
+  const engine = await initEngine({ backend: backendArg(values.backend) });
   console.log(`${what} on ${config.dataset}, profile ${config.profile}, base ${checkpoint}, backend ${engine.backend} (${engine.threads} threads)`);
   const inp = { config, checkpoint };
   switch (what) {

@@ -1,14 +1,14 @@
 /** `npm run standin -- [options]`: the stand-in main job from before the notebooks (`--help` lists the options). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initEngine, type BackendName } from '../lib/src/engine.js';
+import { initEngine } from '../lib/src/engine.js';
 import { loadCifar, subsetIndices, repoRoot } from '../lib/src/data.js';
 import { createResNet18 } from '../lib/src/model.js';
 import { loadModel, saveCheckpoint } from '../lib/src/checkpoint.js';
 import { SGD } from '../lib/src/optim.js';
 import { trainEpoch } from '../lib/src/train.js';
 import { evaluate, formatEvaluation } from '../lib/src/evaluate.js';
-import { runMain, parseCli, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { runMain, backendArg, parseCli, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
 /** The stand-in model: a quarter-width ResNet-18, clean SGD on a 10k balanced subset. */
 const STANDIN = { width: 0.25, trainN: 10_000, epochs: 3, lr: 0.05, batchSize: 128, seed: 0, evalN: 1000 };
@@ -27,7 +27,7 @@ const CLI = {
 runMain(async () => {
   const { values } = parseCli(CLI);
   if (values.checkpoint !== undefined && !fs.existsSync(values.checkpoint)) throw new Error(`--checkpoint ${values.checkpoint}: no such file`);
-  const engine = await initEngine({ backend: values.backend as BackendName | undefined });
+  const engine = await initEngine({ backend: backendArg(values.backend) });
   console.log(`engine: ${engine.backend} (${engine.threads} threads), tfjs-core ${engine.versions['tfjs-core']}`);
   const train = loadCifar({ dataset: 'cifar10', split: 'train' });
   const test = loadCifar({ dataset: 'cifar10', split: 'test' });

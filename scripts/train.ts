@@ -1,10 +1,10 @@
 /** `npm run train -- [options]`: PGD adversarial training of the base model (`--help` lists the options). */
 import { execSync } from 'node:child_process';
-import { initEngine, type BackendName } from '../lib/src/engine.js';
+import { initEngine } from '../lib/src/engine.js';
 import { repoRoot } from '../lib/src/data.js';
 import { resolveConfig, parseOverrides } from '../lib/src/config.js';
 import { trainAdversarial, baseRunDir } from '../lib/src/adversarial-training.js';
-import { runMain, parseCli, intArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { runMain, backendArg, parseCli, intArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
 function gitCommit(): string | undefined {
   try { return execSync('git rev-parse HEAD', { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return undefined; }
@@ -29,7 +29,7 @@ runMain(async () => {
   const { values } = parseCli(CLI);
   const config = resolveConfig(values.profile, values.dataset as 'cifar10' | 'cifar100', parseOverrides(values.set));
   const maxEpochs = values['max-epochs'] === undefined ? undefined : intArg('max-epochs', values['max-epochs'], 1);
-  const engine = await initEngine({ backend: values.backend as BackendName | undefined });
+  const engine = await initEngine({ backend: backendArg(values.backend) });
   const outDir = values.out ?? baseRunDir(config);
   console.log(`PGD-AT ${config.dataset} profile ${config.profile} on ${engine.backend} (${engine.threads} threads) -> ${outDir}`);
   console.log(`config ${JSON.stringify(config.advTrain)}`);

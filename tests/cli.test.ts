@@ -83,6 +83,7 @@ test('bad values fail before any work, naming the option (experiment, evaluate, 
     ['evaluate.ts', ['--checkpoint', 'x.rbn', '--dataset', 'cifar1000'], /--dataset must be one of cifar10, cifar100; got 'cifar1000'/],
     ['train.ts', ['--profile', 'smoke', '--set', 'profile=paper'], /'profile' cannot be overridden/],
     ['train.ts', ['--profile', 'smoke', '--max-epochs', '0'], /--max-epochs must be an integer ≥ 1, got '0'/],
+    ['train.ts', ['--profile', 'smoke', '--backend', 'gpu'], /--backend must be one of auto, tensorflow-gpu, tensorflow, onednn, wasm, cpu; got 'gpu'/],
   ];
   for (const [s, args, re] of cases) {
     const r = await run(s, args);
