@@ -180,13 +180,22 @@ describe('readings', () => {
     assert.match(oneNoisy.measured, /\(the clean change is within noise/);
     // Later loss: paired best-vs-last interval per mode, with the epochs named.
     assert.match(vs[2].measured, /Conv\/Linear-only 1\.50 \[\+?\d\.\d\d, \d\.\d\d\] \(epoch 1 → 3\), BN-only 0\.30 \[\d\.\d\d, \d\.\d\d\] \(epoch 1 → 3\)/);
+    // Every between-mode claim also compares the two modes directly (paired, last epochs).
+    assert.match(vs[2].measured, /; at the last epoch Conv\/Linear-only − BN-only robust -1\.70 \[-\d\.\d\d, -\d\.\d\d\] pt$/);
     assert.match(vs[3].measured, /Full − Conv\/Linear-only: \+1\.30 \[\+\d\.\d\d, \+\d\.\d\d\] pt \(paired 95% interval\)$/);
-    assert.match(vs[4].measured, /Full -3\.00 \[-\d\.\d\d, -\d\.\d\d\] pt$/);
+    assert.match(vs[4].measured, /Full -3\.00 \[-\d\.\d\d, -\d\.\d\d\] pt; at the last epoch Full − Conv\/Linear-only robust -2\.00 \[-\d\.\d\d, -\d\.\d\d\] pt$/);
+    // Modes whose correct sets move differently (churn): a 0.5-pt gap between them is noise.
+    const close = layerTypeVerdicts([lt('bn-only', [[80, 50], [80, 50], [80, 50]]), lt('conv-linear-only', [[80, 50], [80, 50], [80, 49.5]], 40), lt('full', [[80, 50], [81, 50], [81, 49]], 20)]);
+    assert.match(close[2].measured, /robust -0\.50 \[-\d\.\d\d, \+\d\.\d\d\] pt \(within noise: the interval includes 0\)$/);
+    assert.match(close[4].measured, /Full − Conv\/Linear-only robust -0\.50 .* \(within noise: the interval includes 0\)$/);
     assert.match(layerTypeReading(paperLike), /5 matches, 0 does not match, 0 not testable/);
     assert.doesNotMatch(layerTypeReading(paperLike), /Identical curves/);
     const same = layerTypeReading([lt('bn-only', [[10, 5], [11, 6]]), lt('full', [[10, 5], [11, 6]])]);
     assert.match(same, /Identical curves \(BN-only = Full\)/);
-    assert.match(same, new RegExp(`±${binomialSE(5, 1000).toFixed(2)} pt on robust`));
+    assert.match(same, new RegExp(`1000 evaluation images, so one binomial standard error is ±${binomialSE(10, 1000).toFixed(2)} pt on clean and ±${binomialSE(5, 1000).toFixed(2)} pt on robust`));
+    // Clean accuracy on more images than the attacked set: each standard error uses its own count.
+    const split = layerTypeReading([{ ...lt('bn-only', [[10, 5], [11, 6]]), eval: { n: 1000, cleanN: null, attack, batchSize: 256 } }]);
+    assert.match(split, new RegExp(`10000 clean and 1000 attacked test images, so one binomial standard error is ±${binomialSE(10, 10_000).toFixed(2)} pt on clean and ±${binomialSE(5, 1000).toFixed(2)} pt on robust`));
   });
 
   test('Table 1 reading counts wins against the paper, intervals with 0, and paired method comparisons', () => {
@@ -232,7 +241,10 @@ describe('readings', () => {
     const r = (robustTo: number, modules: string[]) => ({ k: 2, modules, interpolated: null, raw: score(base, bits(n, range(0, 75)), bits(n, range(0, robustTo))) });
     const policy = bnPolicyReading([{ policy: 'all', record: r(38, ['conv1', 'bn1']) }, { policy: 'selected', record: r(45, ['conv1', 'bn1']) }, { policy: 'none', record: r(41, ['conv1', 'bn1']) }], ['bn1']);
     assert.match(policy, /BN layers among them: bn1/);
-    assert.match(policy, /Highest robust accuracy: 'selected' \(45\.00%\)/);
+    assert.match(policy, /Highest robust accuracy: 'selected' at 45\.00%; highest clean: 'all' and 'selected' and 'none' \(tied\) at 75\.00%\./);
+    const atBase = { ...r(40, ['conv1', 'bn1']), interpolated: { ...score(base, bits(n, range(0, 70)), bits(n, range(0, 40))), alpha: 0, points: [] } };
+    assert.match(bnPolicyReading([{ policy: 'all', record: atBase }, { policy: 'selected', record: r(39, ['conv1', 'bn1']) }, { policy: 'none', record: atBase }], ['bn1']),
+      /Highest robust accuracy: 'all' and 'none' \(tied\) at 40\.00% — 'all' and 'none' fell back to α = 0, i\.e\. the base model itself/);
     assert.match(policy, /'all' − 'selected': robust -7\.00/);
     assert.match(bnPolicyReading([{ policy: 'selected', record: r(40, ['conv1']) }], ['bn1']), /no BN layer among them/);
 
@@ -252,7 +264,9 @@ describe('readings', () => {
     const rec: Pick<RestartsRecord, 'models' | 'restarts' | 'n'> = { n, restarts: [1, 3], models: [model('base', 40, 40), model('RiFT', 42, 30), model('RiFT with BN', 41, 39)] };
     const text = restartsReading(rec);
     assert.match(text, /RiFT: -12\.00 \[/);
-    assert.match(text, /changed/);
+    assert.match(text, /Order by robust accuracy: RiFT > RiFT with BN > base \(×1\) vs base > RiFT with BN > RiFT \(×3\) — changed/);
+    const tied = restartsReading({ n, restarts: [1, 3], models: [model('base', 40, 39), model('RiFT', 40, 39), model('RiFT with BN', 39, 39)] });
+    assert.match(tied, /Order by robust accuracy: base = RiFT > RiFT with BN \(×1\) vs base = RiFT = RiFT with BN \(×3\) — changed/);
     assert.match(text, /measurably for 1 of 3 models \(RiFT\)/);
   });
 

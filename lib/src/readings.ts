@@ -22,6 +22,7 @@ export type Verdict = {
 const f2 = (x: number) => x.toFixed(2);
 const sgn = (x: number) => (x >= 0 ? `+${x.toFixed(2)}` : x.toFixed(2));
 const includes0 = (ci: readonly [number, number]) => ci[0] <= 0 && ci[1] >= 0;
+const withinNoise = (ci: readonly [number, number]) => (includes0(ci) ? ' (within noise: the interval includes 0)' : '');
 
 /** One binomial standard error (points) of an accuracy `pct` measured on `n` examples. */
 export function binomialSE(pct: number, n: number): number {
@@ -70,9 +71,12 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
     } else {
       const a = lateLoss(cl), b = lateLoss(bn);
       const cell = (l: LateLoss) => `${f2(l.drop)} [${f2(l.ci[0])}, ${f2(l.ci[1])}]`;
+      // The two modes compared directly, paired on the same attacked images at their last epochs.
+      const end = pairedComparison(decodeBits(bn.history[bn.history.length - 1].robustBits), decodeBits(cl.history[cl.history.length - 1].robustBits));
       out.push({
         claim,
-        measured: `robust drop from the best fine-tuned epoch to the last (paired 95% interval): Conv/Linear-only ${cell(a)} (epoch ${a.best} → ${a.last}), BN-only ${cell(b)} (epoch ${b.best} → ${b.last}) pt`,
+        measured: `robust drop from the best fine-tuned epoch to the last (paired 95% interval): Conv/Linear-only ${cell(a)} (epoch ${a.best} → ${a.last}), BN-only ${cell(b)} (epoch ${b.best} → ${b.last}) pt; ` +
+          `at the last epoch Conv/Linear-only − BN-only robust ${formatDeltaCI(end.delta, end.ci)} pt${withinNoise(end.ci)}`,
         verdict: a.drop > b.drop ? 'matches' : 'does not match',
       });
     }
@@ -102,9 +106,13 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
   }
   {
     const change = (r: LT) => lastOf(r).vsBase.robust;
+    // Full against the mode that lost the most after it, paired on the same attacked images.
+    const nearest = others.reduce((a, r) => (change(r).delta < change(a).delta ? r : a));
+    const gap = pairedComparison(decodeBits(lastOf(nearest).robustBits), decodeBits(lastOf(full).robustBits));
     out.push({
       claim: 'Full fine-tuning loses the most robustness',
-      measured: `robust change, last epoch vs epoch 0 (paired 95% interval): ${records.map((r) => `${name(r.mode)} ${formatDeltaCI(change(r).delta, change(r).ci)}`).join(', ')} pt`,
+      measured: `robust change, last epoch vs epoch 0 (paired 95% interval): ${records.map((r) => `${name(r.mode)} ${formatDeltaCI(change(r).delta, change(r).ci)}`).join(', ')} pt; ` +
+        `at the last epoch Full − ${name(nearest.mode)} robust ${formatDeltaCI(gap.delta, gap.ci)} pt${withinNoise(gap.ci)}`,
       verdict: others.every((r) => change(full).delta < change(r).delta) && change(full).delta < 0 ? 'matches' : 'does not match',
     });
   }
@@ -126,9 +134,10 @@ function lateLoss(r: LT): LateLoss {
 export function layerTypeReading(records: readonly LT[]): string {
   if (records.length === 0) return '_No layer-type records._';
   const vs = layerTypeVerdicts(records);
-  const n = records[0].eval.n ?? 10_000;
+  // null = the whole test split (10,000 images for CIFAR-10 and CIFAR-100).
+  const n = records[0].eval.n ?? 10_000, nClean = records[0].eval.cleanN ?? 10_000;
   const h0 = records[0].history[0];
-  const seR = binomialSE(h0.robust, n), seC = binomialSE(h0.clean, n);
+  const seR = binomialSE(h0.robust, n), seC = binomialSE(h0.clean, nClean);
   const counts = (['matches', 'does not match', 'not testable'] as const).map((v) => `${vs.filter((x) => x.verdict === v).length} ${v}`).join(', ');
   const same: string[] = [];
   for (let i = 0; i < records.length; i++) {
@@ -143,7 +152,7 @@ export function layerTypeReading(records: readonly LT[]): string {
     '',
     verdictMarkdown(vs),
     '',
-    `Noise yardstick: ${n} evaluation images, so one binomial standard error is ±${f2(seC)} pt on clean and ±${f2(seR)} pt on robust accuracy ` +
+    `Noise yardstick: ${nClean === n ? `${n} evaluation images` : `${nClean} clean and ${n} attacked test images`}, so one binomial standard error is ±${f2(seC)} pt on clean and ±${f2(seR)} pt on robust accuracy ` +
       `for one accuracy; differences between epochs or modes are measured on the same images, so the verdicts carry paired 95% bootstrap intervals, the right yardstick for them (a difference whose interval includes 0 is not a trend). ` +
       `${epochs} fine-tuning epoch(s) per mode (the paper does not state its count).`,
     ...(same.length ? ['', `⚠ Identical curves (${same.join('; ')}): the modes cannot be told apart at this scale (e.g. a near-chance model), so the verdicts above mean nothing.`] : []),
@@ -220,11 +229,18 @@ export function table1Reading(rows: readonly Table1Row[], comparisons: readonly 
     const sigR = comparisons.filter((c) => !includes0(c.robust.ci));
     lines.push(`- Direct paired comparison (RiFT with BN − RiFT, same examples): the robust interval excludes 0 for ${sigR.length} of ${comparisons.length} (${sigR.map((c) => `k = ${c.k}: ${sgn(c.robust.delta)}`).join(', ') || 'none'}).`);
   }
-  const half = rows.map((r) => (r.deltaRobustCI[1] - r.deltaRobustCI[0]) / 2).sort((a, b) => a - b);
+  // The yardstick for a difference between the methods is the paired method interval when there is
+  // one, else the Δ-vs-base intervals; a zero-width interval (both models are the base, α = 0) says
+  // nothing about resolution and is left out.
+  const intervals = comparisons.length ? comparisons.map((c) => c.robust.ci) : rows.map((r) => r.deltaRobustCI);
+  const half = intervals.map((ci) => (ci[1] - ci[0]) / 2).filter((h) => h > 0).sort((a, b) => a - b);
   const med = half.length ? half[Math.floor((half.length - 1) / 2)] : NaN;
   const paperGaps = paperKs.map((k) => Math.abs(paper(k, 'rift-bn')!.robust - paper(k, 'rift')!.robust));
   if (paperGaps.length && Number.isFinite(med)) {
-    lines.push(`- Scale: the paper's robust differences between the methods are ${f2(Math.min(...paperGaps))}–${f2(Math.max(...paperGaps))} pt; the median half-width of our Δ-robust intervals is ±${f2(med)} pt, so differences of the paper's size ${med > Math.max(...paperGaps) ? 'cannot be resolved at this evaluation size' : 'are within what this evaluation can resolve'}.`);
+    const what = comparisons.length ? 'paired RiFT with BN − RiFT robust intervals' : 'Δ-robust intervals';
+    const left = intervals.length - half.length;
+    lines.push(`- Scale: the paper's robust differences between the methods are ${f2(Math.min(...paperGaps))}–${f2(Math.max(...paperGaps))} pt; the median half-width of our ${what} is ±${f2(med)} pt` +
+      `${left ? ` (${left} of zero width left out: both models there are the base itself)` : ''}, so differences of the paper's size ${med > Math.max(...paperGaps) ? 'cannot be resolved at this evaluation size' : 'are within what this evaluation can resolve'}.`);
   }
   return lines.join('\n');
 }
@@ -283,13 +299,19 @@ export function pairedScores(a: Pick<ModelScore, 'cleanBits' | 'robustBits'>, b:
 export function bnPolicyReading(runs: ReadonlyArray<{ policy: string; record: Pick<RiftRecord, 'raw' | 'interpolated' | 'modules' | 'k'> }>, bnModules: readonly string[], reference = 'selected'): string {
   if (runs.length === 0) return '_No runs._';
   const fin = (r: (typeof runs)[number]) => r.record.interpolated ?? r.record.raw;
-  const best = (key: 'robust' | 'clean') => runs.reduce((a, b) => (fin(b)[key] > fin(a)[key] ? b : a));
+  const best = (key: 'robust' | 'clean') => {
+    const top = Math.max(...runs.map((r) => fin(r)[key]));
+    const at = runs.filter((r) => fin(r)[key] === top);
+    const base = at.filter((r) => r.record.interpolated?.alpha === 0).map((r) => `'${r.policy}'`);
+    return `${at.map((r) => `'${r.policy}'`).join(' and ')}${at.length > 1 ? ' (tied)' : ''} at ${f2(top)}%` +
+      (base.length ? ` — ${base.join(' and ')} fell back to α = 0, i.e. the base model itself` : '');
+  };
   const ref = runs.find((r) => r.policy === reference);
   const selectedBN = runs[0].record.modules.filter((m) => bnModules.includes(m));
   const lines = [
     `**Reading (computed from the records).** RiFT with BN, k = ${runs[0].record.k}, modules ${runs[0].record.modules.join(', ')} — ${selectedBN.length ? `BN layers among them: ${selectedBN.join(', ')}` : "no BN layer among them, so 'selected' re-estimates no statistics and should equal 'none'"}.`,
     '',
-    `- Highest robust accuracy: '${best('robust').policy}' (${f2(fin(best('robust')).robust)}%); highest clean: '${best('clean').policy}' (${f2(fin(best('clean')).clean)}%).`,
+    `- Highest robust accuracy: ${best('robust')}; highest clean: ${best('clean')}.`,
   ];
   if (ref) {
     for (const r of runs.filter((x) => x !== ref)) {
@@ -355,7 +377,9 @@ export function seedReading(records: readonly Pick<RiftRecord, 'method' | 'k' | 
 export function restartsReading(rec: Pick<RestartsRecord, 'models' | 'restarts' | 'n'>): string {
   const lo = rec.restarts[0], hi = rec.restarts[rec.restarts.length - 1];
   const robust = (m: RestartsRecord['models'][number], r: number) => m.runs.find((x) => x.restarts === r)!.robust;
-  const order = (r: number) => [...rec.models].sort((a, b) => robust(b, r) - robust(a, r)).map((m) => m.name).join(' > ');
+  // Equal accuracies are shown as ties ("=") so that no order is read into them.
+  const order = (r: number) => [...rec.models].sort((a, b) => robust(b, r) - robust(a, r))
+    .map((m, i, xs) => (i === 0 ? m.name : `${robust(xs[i - 1], r) === robust(m, r) ? '=' : '>'} ${m.name}`)).join(' ');
   const gaps = rec.models.map((m) => m.gap.delta);
   const mean = gaps.reduce((a, b) => a + b, 0) / Math.max(gaps.length, 1);
   const same = order(lo) === order(hi);
