@@ -97,7 +97,8 @@ export function numberArg(name: string, v: string, min: number): number {
 export function choiceListArg<T extends string>(name: string, v: string, choices: readonly T[]): T[] {
   const xs = v.split(',');
   const bad = xs.filter((x) => !(choices as readonly string[]).includes(x));
-  if (bad.length || xs.length === 0) throw new Error(`--${name} must list ${choices.join(', ')} (comma-separated); got '${bad.join(',') || v}'`);
+  // split(',') always yields at least one item, so an empty value shows up as the bad item ''.
+  if (bad.length) throw new Error(`--${name} must list ${choices.join(', ')} (comma-separated); got '${bad.join(',')}'`);
   return xs as T[];
 }
 
