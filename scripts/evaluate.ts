@@ -1,7 +1,7 @@
 /** `npm run evaluate -- --checkpoint <file> [options]`: clean and PGD accuracy of a checkpoint (`--help` lists the options). */
 import { initEngine } from '../lib/src/engine.js';
-import { loadCifar, subsetIndices, DATASET_NAMES, type DatasetName } from '../lib/src/data.js';
-import { loadModel, checkpointHash, writeFileAtomic } from '../lib/src/checkpoint.js';
+import { loadCifar, subsetIndices, describeSplit, DATASET_NAMES, type DatasetName } from '../lib/src/data.js';
+import { loadModel, readCheckpoint, checkpointHash, writeFileAtomic } from '../lib/src/checkpoint.js';
 import { evaluate, formatEvaluation } from '../lib/src/evaluate.js';
 import { runMain, backendArg, parseCli, intArg, numberArg, choiceArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 
@@ -33,23 +33,25 @@ runMain(async () => {
   };
   const batchSize = intArg('batch', values.batch, 1);
   const nArg = values.n === undefined ? undefined : intArg('n', values.n, 1);
-  const engine = await initEngine({ backend: backendArg(values.backend) });
-  const { model, checkpoint } = loadModel(values.checkpoint);
-  const dataset: DatasetName = datasetArg ?? (model.config.numClasses === 100 ? 'cifar100' : 'cifar10');
+  // The checkpoint header and the data are checked before the engine starts: bad input fails at once.
+  const header = readCheckpoint(values.checkpoint).header;
+  const dataset: DatasetName = datasetArg ?? (header.config.numClasses === 100 ? 'cifar100' : 'cifar10');
   const data = loadCifar({ dataset, split: 'test' });
-  if (data.numClasses !== model.config.numClasses) {
-    throw new Error(`--dataset ${dataset} has ${data.numClasses} classes but the checkpoint's model has ${model.config.numClasses}`);
+  if (data.numClasses !== header.config.numClasses) {
+    throw new Error(`--dataset ${dataset} has ${data.numClasses} classes but the checkpoint's model has ${header.config.numClasses}`);
   }
-  if (nArg !== undefined && nArg > data.n) throw new Error(`--n ${nArg} exceeds the ${data.n} test images of ${dataset}`);
+  if (nArg !== undefined && nArg > data.n) throw new Error(`--n ${nArg} exceeds the ${data.n} test images of ${describeSplit(data)}`);
   const n = nArg ?? data.n;
   const indices = n < data.n ? subsetIndices(data, { n }) : undefined;
-  console.log(`backend ${engine.backend} (${engine.threads} threads); ${values.checkpoint}; ${dataset} test, ${indices ? `fixed balanced subset of ${n}` : `all ${data.n}`}`);
+  const engine = await initEngine({ backend: backendArg(values.backend) });
+  const { model, checkpoint } = loadModel(values.checkpoint);
+  console.log(`backend ${engine.backend} (${engine.threads} threads); ${values.checkpoint}; ${describeSplit(data)}; ${indices ? `fixed balanced subset of ${n}` : `all ${data.n}`} evaluated`);
   const r = await evaluate(model, data, { indices, attack: attack.steps > 0 ? attack : null, batchSize, label: 'evaluate' });
   console.log(formatEvaluation(r));
   if (values.out) {
     const record = {
       checkpoint: values.checkpoint, checkpointSha256: checkpointHash(values.checkpoint), checkpointMetrics: checkpoint.header.metrics,
-      dataset, split: 'test', n: r.n, subset: indices ? 'subsetIndices balanced' : 'all',
+      dataset, split: 'test', data: describeSplit(data), n: r.n, subset: indices ? 'subsetIndices balanced' : 'all',
       attack: r.attack, clean: r.clean.accuracy, robust: r.robust?.accuracy ?? null,
       engine, seconds: r.seconds, date: new Date().toISOString(),
     };

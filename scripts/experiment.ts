@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { initEngine } from '../lib/src/engine.js';
 import { resolveConfig, parseOverrides } from '../lib/src/config.js';
-import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, type Method } from '../lib/src/experiments.js';
+import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, baseModelIdentity, architectureLabel, type Method } from '../lib/src/experiments.js';
 import { baseRunDir, runCheckpointPath } from '../lib/src/adversarial-training.js';
 import type { LayerTypeMode } from '../lib/src/finetune.js';
 import { formatDelta } from '../lib/src/stats.js';
@@ -51,8 +51,9 @@ runMain(async () => {
       ? `--checkpoint ${checkpoint}: no such file`
       : `base checkpoint ${checkpoint} not found: train it with \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` or pass --checkpoint`);
   }
+  const model = baseModelIdentity({ config, checkpoint });
   const engine = await initEngine({ backend: backendArg(values.backend) });
-  console.log(`${what} on ${config.dataset}, profile ${config.profile}, base ${checkpoint}, backend ${engine.backend} (${engine.threads} threads)`);
+  console.log(`${what} on ${config.dataset}, profile ${config.profile}, base ${checkpoint} (${architectureLabel(model)}), backend ${engine.backend} (${engine.threads} threads)`);
   const inp = { config, checkpoint };
   switch (what) {
     case 'base': {

@@ -93,3 +93,24 @@ test('PGD-AT smoke run: checkpoints + log; kill -9 mid-epoch and rerun ends with
   const notDir = spawnSync(NODE, [...ARGS, '--out', cfg], { cwd: ROOT, env, encoding: 'utf8' });
   assert.match(notDir.stderr, /run folder .*config\.json is a file; pass a folder \(--out\)/);
 });
+
+test('a run folder whose last.rbn has another architecture: a clear error, and the folder is left as it was', () => {
+  const dir = tempDir();
+  const a = path.join(dir, 'a');
+  const first = spawnSync(NODE, [...ARGS, '--out', a, '--set', 'advTrain.epochs=1'], { cwd: ROOT, env, encoding: 'utf8' });
+  assert.equal(first.status, 0, first.stderr);
+  // The folder of a run whose config.json is gone (copied checkpoints, a cleaned folder).
+  fs.rmSync(path.join(a, 'config.json'));
+  const snapshot = () => Object.fromEntries(fs.readdirSync(a).sort().map((f) => [f, fs.readFileSync(path.join(a, f)).toString('base64')]));
+  const before = snapshot();
+  const other = spawnSync(NODE, [...ARGS, '--out', a, '--set', 'advTrain.epochs=1', '--set', 'advTrain.width=0.25'], { cwd: ROOT, env, encoding: 'utf8' });
+  assert.notEqual(other.status, 0);
+  assert.match(other.stderr, /last\.rbn: cannot resume this run \(checkpoint does not fit this model \(width: checkpoint 0\.125 vs model 0\.25\)\)/);
+  assert.equal(other.stderr.trim().split('\n').length, 1, `one line: ${other.stderr}`);
+  assert.deepEqual(snapshot(), before, 'no file added, removed or changed');
+  // A folder that does not exist yet is not created by a start that fails on bad data.
+  const missing = path.join(dir, 'never');
+  const noData = spawnSync(NODE, [...ARGS, '--out', missing], { cwd: ROOT, env: { ...env, RIFT_DATA_DIR: path.join(dir, 'nodata') }, encoding: 'utf8' });
+  assert.notEqual(noData.status, 0);
+  assert.ok(!fs.existsSync(missing), 'no run folder left behind');
+});

@@ -1,10 +1,14 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { helpText, parseCli, intArg, numberArg, choiceArg, choiceListArg, type CliOption, type CliSpec } from '../scripts/cli.js';
 
 const ROOT = path.join(__dirname, '..');
+const SHARED_TEST_BATCH = path.resolve(ROOT, '..', 'shared', 'datasets', 'cifar-10-batches-bin', 'test_batch.bin');
+const HAVE_TEST_BATCH = fs.existsSync(SHARED_TEST_BATCH);
 
 const SPEC = {
   command: 'npm run demo --',
@@ -50,9 +54,9 @@ test('argument checks: integers, numbers, choices, lists', () => {
 });
 
 /** Runs a CLI script; resolves with its exit code and output. */
-function run(script: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', path.join('scripts', script), ...args], { cwd: ROOT });
+    const p = spawn(process.execPath, ['--import', 'tsx', path.join('scripts', script), ...args], { cwd: ROOT, env });
     let out = '', err = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (err += d));
@@ -79,6 +83,9 @@ test('bad values fail before any work, naming the option (experiment, evaluate, 
     ['experiment.ts', ['layer-type', '--profile', 'smoke', '--mode', 'bn-only,foo'], /--mode must list bn-only, conv-linear-only, full/],
     ['experiment.ts', ['base', 'rift'], /expected one experiment, one of base, mrc, rift, table1, layer-type; got 'base rift'/],
     ['experiment.ts', ['base', '--checkpoint', '/nonexistent.rbn'], /--checkpoint \/nonexistent\.rbn: no such file/],
+    // The shipped quick base is width 0.25; a smoke record labelled with it would name the wrong model.
+    ['experiment.ts', ['base', '--profile', 'smoke', '--checkpoint', 'data/runs/cifar10-quick-at/best.rbn'],
+      /checkpoint data\/runs\/cifar10-quick-at\/best\.rbn is resnet18 width 0\.25, 10 classes, but profile smoke on cifar10 is resnet18 width 0\.125, 10 classes: its records would name the wrong model/],
     ['evaluate.ts', ['--checkpoint', 'x.rbn', '--n', '0'], /--n must be an integer ≥ 1, got '0'/],
     ['evaluate.ts', ['--checkpoint', 'x.rbn', '--dataset', 'cifar1000'], /--dataset must be one of cifar10, cifar100; got 'cifar1000'/],
     ['train.ts', ['--profile', 'smoke', '--set', 'profile=paper'], /'profile' cannot be overridden/],
@@ -90,5 +97,28 @@ test('bad values fail before any work, naming the option (experiment, evaluate, 
     assert.equal(r.code, 1, `${s} ${args.join(' ')}`);
     assert.match(r.err, re, `${s} ${args.join(' ')}`);
     assert.doesNotMatch(r.out, /backend|PGD-AT/, 'fails before the engine starts');
+  }
+});
+
+test('a CIFAR-10 test split cut at a record boundary is refused by evaluate, naming the file and both counts, writing nothing', { skip: HAVE_TEST_BATCH ? false : `no ${SHARED_TEST_BATCH}` }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rift-cut-'));
+  try {
+    const folder = path.join(dir, 'cifar-10-batches-bin');
+    fs.mkdirSync(folder);
+    const cut = path.join(folder, 'test_batch.bin');
+    fs.writeFileSync(cut, fs.readFileSync(SHARED_TEST_BATCH).subarray(0, 5000 * 3073));
+    fs.copyFileSync(path.join(path.dirname(SHARED_TEST_BATCH), 'batches.meta.txt'), path.join(folder, 'batches.meta.txt'));
+    const out = path.join(dir, 'eval.json');
+    for (const extra of [[], ['--n', '1000']]) {
+      const r = await run('evaluate.ts', ['--checkpoint', 'data/runs/cifar10-quick-at/best.rbn', '--out', out, ...extra], { ...process.env, RIFT_DATA_DIR: dir });
+      assert.equal(r.code, 1, r.out);
+      assert.equal(r.err.trim().split('\n').length, 1, `one line: ${r.err}`);
+      assert.ok(r.err.includes(cut), r.err);
+      assert.match(r.err, /expected 10000 records \(the official cifar10 test split\), found 5000; a file with fewer records is read only as a declared subset, with test_indices\.txt beside it/);
+      assert.doesNotMatch(r.out, /backend/, 'fails before the engine starts');
+    }
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['cifar-10-batches-bin'], 'no result file written');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -7,8 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../lib/src/engine.js';
 import { Rng } from '../lib/src/rng.js';
 import {
-  CifarDataError, DATASET_FOLDERS, IMAGE_BYTES, augmentInto, batchIndices, classCounts, clearCifarCache,
-  drawCropFlip, loadCifar, makeBatch, reflectPad, repoRoot, resolveDataRoot, subsetIndices, type CifarData,
+  CifarDataError, DATASET_FOLDERS, IMAGE_BYTES, augmentInto, batchIndices, classCounts, clearCifarCache, describeSplit,
+  drawCropFlip, loadCifar, makeBatch, reflectPad, repoRoot, resolveDataRoot, subsetIndices, subsetIndicesFile, type CifarData,
 } from '../lib/src/data.js';
 
 const SHARED = path.resolve(repoRoot(), '..', 'shared', 'datasets');
@@ -84,25 +84,19 @@ describe('reader on the real CIFAR files', { skip: NO_SHARED }, () => {
     assert.equal(fine.images[7 * IMAGE_BYTES + 3 * 5 + 2], raw[2 + 2048 + 5]);
   });
 
-  test('CIFAR-100 train (the shared subset or the full file)', (t) => {
-    const file = path.join(SHARED, DATASET_FOLDERS.cifar100, 'train.bin');
-    if (!fs.existsSync(file)) {
-      t.skip(`${file} is not there yet (the shared 12,500-record subset arrives in a later update)`);
-      return;
-    }
-    const d = loadCifar({ dataset: 'cifar100', split: 'train', root: SHARED });
-    const counts = Array.from(classCounts(d.labels, 100));
-    if (d.n === 12500) {
-      assert.equal(d.subset, true);
-      assert.deepEqual(counts, new Array(100).fill(125));
-      if (d.sourceIndices) {
-        assert.equal(d.sourceIndices.length, 12500);
-        assert.ok(d.sourceIndices[12499] < 50000);
-      }
-    } else {
-      assert.equal(d.n, 50000);
-      assert.deepEqual(counts, new Array(100).fill(500));
-    }
+  test('CIFAR-100 train: the shared 125-per-class subset, declared by train_indices.txt', () => {
+    const d = loadCifar({ dataset: 'cifar100', split: 'train', root: SHARED, verify: true });
+    assert.equal(d.n, 12500);
+    assert.equal(d.subset, true);
+    assert.deepEqual(Array.from(classCounts(d.labels, 100)), new Array(100).fill(125));
+    const coarse = loadCifar({ dataset: 'cifar100', split: 'train', root: SHARED, labelMode: 'coarse' });
+    assert.deepEqual(Array.from(classCounts(coarse.labels, 20)), new Array(20).fill(625));
+    // The SHA-256 the shared datasets' README gives for train_indices.txt.
+    assert.equal(d.coverage.indicesSha256, '724524516aafbff085d9ea217ec6dce3f104d03b07ae1c982f23cce9c3c07e62');
+    assert.equal(d.sourceIndices?.length, 12500);
+    assert.equal(d.sourceIndices?.[0], 0);
+    assert.equal(d.sourceIndices?.[12499], 16585, 'the largest kept index the README gives');
+    assert.match(describeSplit(d), /^cifar100 train: declared subset, 12,500 of 50,000 official records \(train_indices\.txt sha256 72452451…\)$/);
   });
 
   test('resolveDataRoot: option, env, then <repo>/data or ../shared/datasets', () => {
@@ -135,8 +129,12 @@ after(() => {
 
 const CIFAR10_NAMES = 'airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n';
 
-/** Writes a CIFAR-10 folder whose test_batch.bin holds `labels.length` records (pixel = record index). */
-function writeCifar10(root: string, labels: number[], opts: { extraBytes?: number; names?: string } = {}): string {
+/**
+ * Writes a CIFAR-10 folder whose test_batch.bin holds `labels.length` records (pixel = record
+ * index). Fewer than the official 10,000 are declared a subset with test_indices.txt (records
+ * 0..n-1 of the official order) unless `declare` is false.
+ */
+function writeCifar10(root: string, labels: number[], opts: { extraBytes?: number; names?: string; declare?: boolean } = {}): string {
   const dir = path.join(root, DATASET_FOLDERS.cifar10);
   fs.mkdirSync(dir, { recursive: true });
   const buf = Buffer.alloc(labels.length * 3073 + (opts.extraBytes ?? 0));
@@ -146,7 +144,26 @@ function writeCifar10(root: string, labels: number[], opts: { extraBytes?: numbe
   });
   fs.writeFileSync(path.join(dir, 'test_batch.bin'), buf);
   fs.writeFileSync(path.join(dir, 'batches.meta.txt'), opts.names ?? CIFAR10_NAMES);
+  const indices = path.join(dir, subsetIndicesFile('test'));
+  if (labels.length < 10000 && opts.declare !== false) fs.writeFileSync(indices, labels.map((_, i) => `${i}\n`).join(''));
+  else fs.rmSync(indices, { force: true });
   return path.join(dir, 'test_batch.bin');
+}
+
+/**
+ * Writes a CIFAR-100 folder whose `split` file holds one record per [coarse, fine] pair, the
+ * class-name files, and (when given) the split's indices file.
+ */
+function writeCifar100(root: string, split: 'train' | 'test', labels: Array<[number, number]>, indices?: string): string {
+  const dir = path.join(root, DATASET_FOLDERS.cifar100);
+  fs.mkdirSync(dir, { recursive: true });
+  const buf = Buffer.alloc(labels.length * 3074);
+  labels.forEach(([c, f], i) => { buf[i * 3074] = c; buf[i * 3074 + 1] = f; });
+  fs.writeFileSync(path.join(dir, `${split}.bin`), buf);
+  fs.writeFileSync(path.join(dir, 'fine_label_names.txt'), Array.from({ length: 100 }, (_, i) => `c${i}`).join('\n'));
+  fs.writeFileSync(path.join(dir, 'coarse_label_names.txt'), Array.from({ length: 20 }, (_, i) => `s${i}`).join('\n'));
+  if (indices !== undefined) fs.writeFileSync(path.join(dir, subsetIndicesFile(split)), indices);
+  return dir;
 }
 
 function assertFileError(fn: () => unknown, file: string, pattern: RegExp): void {
@@ -165,7 +182,50 @@ describe('reader on malformed fixtures', () => {
     const d = loadCifar({ dataset: 'cifar10', split: 'test', root });
     assert.deepEqual(Array.from(d.labels), [1, 2, 3]);
     assert.equal(d.subset, true);
+    assert.equal(d.coverage.kind, 'subset');
+    assert.match(describeSplit(d), /^cifar10 test: declared subset, 3 of 10,000 official records \(test_indices\.txt sha256 [0-9a-f]{8}…\)$/);
     assert.equal(d.images[IMAGE_BYTES * 2 + 100], 2);
+  });
+
+  test('a short split without a declaration is an error naming the file, the expected and the found count', () => {
+    const root = path.join(tmp, 'short');
+    const file = writeCifar10(root, new Array(5000).fill(1), { declare: false });
+    assertFileError(() => loadCifar({ dataset: 'cifar10', split: 'test', root }), file, /expected 10000 records \(the official cifar10 test split\), found 5000; .*test_indices\.txt/);
+  });
+
+  test('a short train batch names that batch (each file of the split)', () => {
+    const root = path.join(tmp, 'shorttrain');
+    const dir = path.join(root, DATASET_FOLDERS.cifar10);
+    writeCifar10(root, [0]);
+    for (let i = 1; i <= 5; i++) fs.writeFileSync(path.join(dir, `data_batch_${i}.bin`), Buffer.alloc((i === 3 ? 9999 : 10000) * 3073));
+    assertFileError(() => loadCifar({ dataset: 'cifar10', split: 'train', root }), path.join(dir, 'data_batch_3.bin'), /expected 10000 records \(each file of the official cifar10 train split\), found 9999/);
+    const d = loadCifar({ dataset: 'cifar10', split: 'test', root });
+    assert.equal(d.n, 1, 'the test split of the same folder is unaffected');
+  });
+
+  test('more records than the official split is an error', () => {
+    const root = path.join(tmp, 'long');
+    const file = writeCifar10(root, new Array(10001).fill(0));
+    assertFileError(() => loadCifar({ dataset: 'cifar10', split: 'test', root }), file, /expected 10000 records .*found 10001/);
+  });
+
+  test('the declaration is checked: count, range and order', () => {
+    const root = path.join(tmp, 'baddecl');
+    writeCifar10(root, [1, 2, 3]);
+    const indices = path.join(root, DATASET_FOLDERS.cifar10, 'test_indices.txt');
+    for (const [text, pattern] of [['0\n1\n', /expected 3 indices \(one per record of test_batch\.bin\), found 2/], ['0\n1\n10000\n', /line 3/], ['0\n2\n2\n', /line 3/], ['0\nx\n2\n', /line 2/]] as const) {
+      fs.writeFileSync(indices, text);
+      assertFileError(() => loadCifar({ dataset: 'cifar10', split: 'test', root }), indices, pattern);
+    }
+  });
+
+  test('a full split with a declaration file is complete', () => {
+    const root = path.join(tmp, 'fulldecl');
+    writeCifar10(root, new Array(10000).fill(0));
+    fs.writeFileSync(path.join(root, DATASET_FOLDERS.cifar10, 'test_indices.txt'), Array.from({ length: 10000 }, (_, i) => `${i}\n`).join(''));
+    const d = loadCifar({ dataset: 'cifar10', split: 'test', root });
+    assert.equal(d.subset, false);
+    assert.equal(describeSplit(d), 'cifar10 test: complete, 10,000 records');
   });
 
   test('missing folder', () => {
@@ -193,26 +253,13 @@ describe('reader on malformed fixtures', () => {
   });
 
   test('CIFAR-100 coarse label out of range', () => {
-    const dir = path.join(tmp, 'c100', DATASET_FOLDERS.cifar100);
-    fs.mkdirSync(dir, { recursive: true });
-    const buf = Buffer.alloc(2 * 3074);
-    buf[3074] = 20; // record 1 coarse label
-    fs.writeFileSync(path.join(dir, 'test.bin'), buf);
-    fs.writeFileSync(path.join(dir, 'fine_label_names.txt'), Array.from({ length: 100 }, (_, i) => `c${i}`).join('\n'));
-    fs.writeFileSync(path.join(dir, 'coarse_label_names.txt'), Array.from({ length: 20 }, (_, i) => `s${i}`).join('\n'));
+    const dir = writeCifar100(path.join(tmp, 'c100'), 'test', [[0, 0], [20, 0]], '0\n1\n');
     assertFileError(() => loadCifar({ dataset: 'cifar100', split: 'test', root: path.join(tmp, 'c100') }), path.join(dir, 'test.bin'), /record 1 .*coarse label 20, expected 0-19/);
   });
 
   test('CIFAR-100 train subset with train_indices.txt; a bad index line names the file', () => {
     const root = path.join(tmp, 'c100sub');
-    const dir = path.join(root, DATASET_FOLDERS.cifar100);
-    fs.mkdirSync(dir, { recursive: true });
-    const buf = Buffer.alloc(3 * 3074);
-    [[1, 5], [2, 7], [3, 9]].forEach(([c, f], i) => { buf[i * 3074] = c; buf[i * 3074 + 1] = f; });
-    fs.writeFileSync(path.join(dir, 'train.bin'), buf);
-    fs.writeFileSync(path.join(dir, 'fine_label_names.txt'), Array.from({ length: 100 }, (_, i) => `c${i}`).join('\n'));
-    fs.writeFileSync(path.join(dir, 'coarse_label_names.txt'), Array.from({ length: 20 }, (_, i) => `s${i}`).join('\n'));
-    fs.writeFileSync(path.join(dir, 'train_indices.txt'), '4\n17\n16585\n');
+    const dir = writeCifar100(root, 'train', [[1, 5], [2, 7], [3, 9]], '4\n17\n16585\n');
     const d = loadCifar({ dataset: 'cifar100', split: 'train', root, verify: true });
     assert.equal(d.subset, true);
     assert.deepEqual(Array.from(d.labels), [5, 7, 9]);
@@ -221,6 +268,14 @@ describe('reader on malformed fixtures', () => {
     assert.deepEqual(Array.from(loadCifar({ dataset: 'cifar100', split: 'train', root, labelMode: 'coarse' }).labels), [1, 2, 3]);
     fs.writeFileSync(path.join(dir, 'train_indices.txt'), '4\n3\n16585\n');
     assertFileError(() => loadCifar({ dataset: 'cifar100', split: 'train', root }), path.join(dir, 'train_indices.txt'), /line 2/);
+    fs.rmSync(path.join(dir, 'train_indices.txt'));
+    assertFileError(() => loadCifar({ dataset: 'cifar100', split: 'train', root }), path.join(dir, 'train.bin'), /expected 50000 records \(the official cifar100 train split\), found 3; .*train_indices\.txt/);
+  });
+
+  test('CIFAR-100: a fine class under two coarse labels is an error', () => {
+    const root = path.join(tmp, 'c100coarse');
+    const dir = writeCifar100(root, 'test', [[1, 5], [2, 7], [3, 5]], '0\n1\n2\n');
+    assertFileError(() => loadCifar({ dataset: 'cifar100', split: 'test', root }), path.join(dir, 'test.bin'), /record 2 has fine label 5 with coarse label 3, but record 0 .* coarse label 1/);
   });
 
   test('wrong class-name count', () => {

@@ -11,6 +11,7 @@ import {
 import {
   layerTypeVerdicts, layerTypeReading, table1Reading, methodComparisons, methodComparisonCells, kdeVerdict, kdeReading,
   bnPolicyReading, interpolationReading, restartsReading, seedReading, baseReading, mrcReading, binomialSE,
+  crossDatasetRows, crossDatasetReading, trainingScaleReading,
 } from '../lib/src/readings.js';
 import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord } from '../lib/src/experiments.js';
 import { pairedComparison } from '../lib/src/stats.js';
@@ -308,5 +309,39 @@ describe('readings', () => {
     assert.match(m, /6 modules ranked \(2 BN, 4 conv\/linear\) on 100/);
     assert.match(m, /2 of the 2 lowest-MRC modules are BN layers/);
     assert.match(m, /ours 0\.500 and 9\.000 \(ranks 1 and 4 of 4 conv\/linear modules\) — the order matches/);
+  });
+});
+
+describe('CIFAR-100 readings (Figure 2)', () => {
+  test('crossDatasetRows: the same verdicts agree, a flipped one differs and is named', () => {
+    const flipped = [lt('bn-only', [[80, 50], [79, 49], [79, 49]]), paperLike[1], paperLike[2]];
+    const rows = crossDatasetRows(paperLike, flipped);
+    assert.equal(rows.length, 5);
+    assert.deepEqual(rows.map((r) => r.agree), ['differs', 'same', 'same', 'same', 'same']);
+    assert.deepEqual([rows[0].cifar10, rows[0].cifar100], ['matches', 'does not match']);
+    const text = crossDatasetReading(paperLike, flipped);
+    assert.match(text, /4 of 5 statements come out the same on CIFAR-10 and CIFAR-100 \(4 matching the paper on both, 0 failing on both\), 1 differ/);
+    assert.match(text, /- differs — BN-only first raises both clean and robust accuracy: CIFAR-10 matches, CIFAR-100 does not match/);
+    assert.match(crossDatasetReading(paperLike, paperLike), /5 of 5 statements .*, 0 differ\./);
+    // A mode missing on one side makes its statements untestable there, not a disagreement.
+    const untestable = crossDatasetRows(paperLike, [paperLike[0]]);
+    assert.equal(untestable[1].agree, 'not testable');
+  });
+
+  test('trainingScaleReading: gaps to each anchor, images per class, SGD steps and the measured cost of more epochs', () => {
+    const cfg100 = resolveConfig('quick', 'cifar100'), cfg10 = resolveConfig('quick', 'cifar10');
+    const coverage = { kind: 'subset' as const, n: 12_500, official: 50_000, indicesFile: '/x/train_indices.txt', indicesSha256: '724524516aafbff0' };
+    const history = Array.from({ length: 15 }, (_, i) => ({ epoch: i + 1, trainSeconds: 180, evalSeconds: 20, clean: 10 + i, robust: 5 + i / 2 }));
+    const text = trainingScaleReading(
+      { dataset: 'cifar100', clean: 27.1, robust: 12.15, n: 1000, cleanN: 10_000 },
+      { config: cfg100, history, train: { dataset: 'cifar100', split: 'train', coverage, n: 12_500, numClasses: 100 } },
+      { base: { dataset: 'cifar10', clean: 66.42, robust: 43.6 }, run: { config: cfg10, train: { dataset: 'cifar10', split: 'train', coverage: { kind: 'complete', n: 50_000, official: 50_000 }, n: 50_000, numClasses: 10 } } },
+    );
+    assert.match(text, /RiFT, CIFAR-100 AT base \(ResNet-18\): 57\.10 \/ 30\.15, so ours is -30\.00 \/ -18\.00 pt from it/);
+    assert.match(text, /our cifar10 base at the same profile is -15\.03 \/ -10\.15 pt from its anchor .*: the cifar100 base is further from its anchor on both metrics \(trained on 5000 images per class vs 125 here\)/);
+    assert.match(text, /cifar100 train: declared subset, 12,500 of 50,000 official records \(train_indices\.txt sha256 72452451…\); 12,500 images per epoch \(125 per class\), 15 epochs, 1,455 SGD steps of 128/);
+    assert.match(text, /last 3 epochs \(lr decay included\) the per-epoch evaluation moved clean \+3\.00 and robust \+1\.50 pt; measured 200 s per epoch here, so each 15 more epochs cost about 50:00/);
+    // 5,850 CIFAR-10 steps / 1,455 = 4.02× the 15 epochs at 200 s each.
+    assert.match(text, /quick base's number of SGD steps \(5850\) would take 3:21:02/);
   });
 });

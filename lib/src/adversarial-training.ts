@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createResNet18 } from './model.js';
-import { loadCifar, subsetIndices, repoRoot } from './data.js';
+import { loadCifar, subsetIndices, repoRoot, describeSplit } from './data.js';
 import { SGD } from './optim.js';
 import { trainEpoch } from './train.js';
 import { evaluate } from './evaluate.js';
@@ -105,21 +105,21 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
   const log = options.log ?? ((l: string) => console.log(l));
   const dir = options.outDir;
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new Error(`run folder ${dir} is a file; pass a folder (--out)`);
-  fs.mkdirSync(dir, { recursive: true });
   const files = { last: path.join(dir, 'last.rbn'), best: path.join(dir, 'best.rbn'), log: path.join(dir, 'metrics.jsonl'), config: path.join(dir, 'config.json') };
   // Only what determines the trained weights: other stages' settings may change freely.
   const runConfig = { profile: config.profile, dataset: config.dataset, advTrain: config.advTrain };
   const configJson = JSON.stringify(runConfig, null, 2);
-  if (fs.existsSync(files.config)) {
+  const hasConfig = fs.existsSync(files.config);
+  if (hasConfig) {
     const old = fs.readFileSync(files.config, 'utf8');
     if (old !== configJson) {
       const fields = configDifferences(old, runConfig);
       throw new Error(`${files.config}: this run folder was started with another config (${fields}); use a new --out folder (or delete it) to train with this one`);
     }
-  } else {
-    writeFileAtomic(files.config, configJson);
   }
 
+  // Everything that can fail on bad input (data, a mismatched last.rbn) runs before the first
+  // write, so a failed start leaves the folder as it was.
   const train = loadCifar({ dataset: config.dataset, split: 'train' });
   const test = loadCifar({ dataset: config.dataset, split: 'test' });
   const trainIdx = t.trainN === null || t.trainN >= train.n ? undefined : subsetIndices(train, { n: t.trainN });
@@ -134,7 +134,11 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
   try {
     if (fs.existsSync(files.last)) {
       const ck = readCheckpoint(files.last);
-      loadCheckpointInto(model, ck);
+      try {
+        loadCheckpointInto(model, ck);
+      } catch (e) {
+        throw new Error(`${files.last}: cannot resume this run (${(e as Error).message}); use a new --out folder (or delete it) to train with this config`);
+      }
       const optState: Record<string, Float32Array> = {};
       for (const [k, v] of ck.tensors) if (k.startsWith(OPTIM_PREFIX)) optState[nameOf.get(k.slice(OPTIM_PREFIX.length))!] = Float32Array.from(v);
       opt.loadStateArrays(optState);
@@ -143,6 +147,10 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
       history = readLog(files.log).filter((m) => m.epoch <= start);
       const fromCk = ck.header.extra.history as EpochMetrics[] | undefined;
       if (fromCk && history.length < fromCk.length) history = fromCk;
+    }
+    fs.mkdirSync(dir, { recursive: true });
+    if (!hasConfig) writeFileAtomic(files.config, configJson);
+    if (start > 0) {
       writeFileAtomic(files.log, history.map((m) => JSON.stringify(m) + '\n').join(''));
       log(`resuming ${dir} after epoch ${start}/${t.epochs}`);
     }
@@ -167,7 +175,10 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
       history.push(m);
       const best = history.reduce((a, b) => (b.robust > a.robust ? b : a));
       const provenance: Provenance = {
-        data: { dataset: config.dataset, trainN: trainIdx ? trainIdx.length : train.n, evalN: evalIdx ? evalIdx.length : test.n, trainSubset: train.subset },
+        data: {
+          dataset: config.dataset, trainN: trainIdx ? trainIdx.length : train.n, evalN: evalIdx ? evalIdx.length : test.n, trainSubset: train.subset,
+          train: describeSplit(train), test: describeSplit(test),
+        },
         profile: config.profile, seed: t.seed, engine: { ...engineInfo() }, config: runConfig as unknown as Record<string, unknown>, ...options.provenance,
       };
       const optTensors = Object.fromEntries(Object.entries(opt.stateArrays()).map(([n, v]) => [OPTIM_PREFIX + keyOf.get(n)!, { shape: [v.length], values: v }]));

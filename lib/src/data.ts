@@ -38,6 +38,9 @@ export const DATASET_FOLDERS: Readonly<Record<DatasetName, string>> = {
   cifar100: 'cifar-100-binary',
 };
 
+/** Classes of each dataset (CIFAR-100: the 100 fine classes, the label a model is trained on). */
+export const NUM_CLASSES: Readonly<Record<DatasetName, number>> = { cifar10: 10, cifar100: 100 };
+
 /** Official record counts of the full splits. */
 export const OFFICIAL_COUNTS: Readonly<Record<DatasetName, Readonly<Record<CifarSplit, number>>>> = {
   cifar10: { train: 50000, test: 10000 },
@@ -94,8 +97,32 @@ const LAYOUTS: Record<DatasetName, DatasetLayout> = {
   },
 };
 
-/** Optional file next to a subset train.bin: one official train index (0-49999) per record. */
-export const TRAIN_INDICES_FILE = 'train_indices.txt';
+/**
+ * The file that declares a split a subset of the official one: `<split>_indices.txt` beside the
+ * split's binary files, one position in the official split order per record (strictly
+ * increasing, as a subset that keeps the official relative order). Without it, every binary
+ * file must hold its official record count.
+ */
+export function subsetIndicesFile(split: CifarSplit): string {
+  return `${split}_indices.txt`;
+}
+
+/** The CIFAR-100 train subset's declaration file (`subsetIndicesFile('train')`). */
+export const TRAIN_INDICES_FILE = subsetIndicesFile('train');
+
+/** How a loaded split relates to the official one. */
+export interface SplitCoverage {
+  /** 'complete': the official record count; 'subset': fewer records, declared by an indices file. */
+  kind: 'complete' | 'subset';
+  /** Records read. */
+  n: number;
+  /** Records of the official split. */
+  official: number;
+  /** Absolute path of the declaring indices file (subsets; also a complete split that has one). */
+  indicesFile?: string;
+  /** SHA-256 (hex) of that file: names exactly which subset was used. */
+  indicesSha256?: string;
+}
 
 /** An error about a data file; `file` is the absolute path it concerns. */
 export class CifarDataError extends Error {
@@ -134,10 +161,30 @@ export interface CifarData {
   files: string[];
   /** The data root used (parent of the dataset folder). */
   root: string;
-  /** True when n is below the official count of this split (e.g. the shared 12,500-record CIFAR-100 train subset). */
+  /** True for a declared subset (coverage.kind 'subset', e.g. the shared 12,500-record CIFAR-100 train subset). */
   subset: boolean;
-  /** Position in the official split order of each record, from train_indices.txt when present. */
+  /** Complete or declared subset, with the declaring file and its hash (`describeSplit` says it in words). */
+  coverage: SplitCoverage;
+  /** Position in the official split order of each record, from `<split>_indices.txt` when present. */
   sourceIndices?: Int32Array;
+}
+
+/**
+ * One line saying which data a split is, for records, logs and tables: e.g. "cifar10 test:
+ * complete, 10,000 records" or "cifar100 train: declared subset, 12,500 of 50,000 official
+ * records (train_indices.txt sha256 72452451…)".
+ */
+export function describeSplit(d: Pick<CifarData, 'dataset' | 'split' | 'coverage'>): string {
+  const c = d.coverage;
+  const decl = c.kind === 'subset' && c.indicesFile ? ` (${path.basename(c.indicesFile)} sha256 ${c.indicesSha256?.slice(0, 8)}…)` : '';
+  return `${d.dataset} ${d.split}: ${coverageLabel(d)}${decl}`;
+}
+
+/** The short form of describeSplit, for chart subtitles: "complete, 10,000 records" or "declared subset, 12,500 of 50,000 official records". */
+export function coverageLabel(d: Pick<CifarData, 'coverage'>): string {
+  const c = d.coverage;
+  const fmt = (x: number) => x.toLocaleString('en-US');
+  return c.kind === 'complete' ? `complete, ${fmt(c.n)} records` : `declared subset, ${fmt(c.n)} of ${fmt(c.official)} official records`;
 }
 
 /**
@@ -187,6 +234,7 @@ interface Parsed {
   label1?: Uint8Array;
   binFiles: string[];
   sourceIndices?: Int32Array;
+  coverage: SplitCoverage;
   verified: boolean;
 }
 
@@ -240,9 +288,10 @@ function readClassNames(file: string, count: number): string[] {
   return names;
 }
 
-function readSourceIndices(file: string, n: number, officialCount: number): Int32Array {
-  const lines = fs.readFileSync(file, 'utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (lines.length !== n) fail(file, `${file}: expected ${n} indices (one per record of train.bin), found ${lines.length}.`);
+function readSourceIndices(file: string, n: number, officialCount: number, binNames: string): { indices: Int32Array; sha256: string } {
+  const bytes = fs.readFileSync(file);
+  const lines = bytes.toString('utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (lines.length !== n) fail(file, `${file}: expected ${n} indices (one per record of ${binNames}), found ${lines.length}.`);
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = Number(lines[i]);
@@ -252,7 +301,24 @@ function readSourceIndices(file: string, n: number, officialCount: number): Int3
     }
     out[i] = v;
   }
-  return out;
+  return { indices: out, sha256: crypto.createHash('sha256').update(bytes).digest('hex') };
+}
+
+/**
+ * CIFAR-100's 100 fine classes each belong to exactly one of the 20 coarse classes, so a record
+ * whose fine label appears with another coarse label elsewhere in the split is corrupt (or the
+ * label bytes are swapped): the label check a subset without official checksums still gets.
+ */
+function checkFineCoarse(file: string, coarse: Uint8Array, fine: Uint8Array): void {
+  const coarseOf = new Int16Array(100).fill(-1);
+  const firstAt = new Int32Array(100);
+  for (let i = 0; i < fine.length; i++) {
+    const f = fine[i];
+    if (coarseOf[f] === -1) { coarseOf[f] = coarse[i]; firstAt[f] = i; }
+    else if (coarseOf[f] !== coarse[i]) {
+      fail(file, `${file}: record ${i} has fine label ${f} with coarse label ${coarse[i]}, but record ${firstAt[f]} has fine label ${f} with coarse label ${coarseOf[f]}: each fine class belongs to one coarse class.`);
+    }
+  }
 }
 
 /** Reads, checks and converts one split's binary files (planar CHW → HWC). */
@@ -267,6 +333,21 @@ function parseSplit(dataset: DatasetName, split: CifarSplit, dir: string, verify
     return size / layout.recordBytes;
   });
   const n = sizes.reduce((a, b) => a + b, 0);
+  const official = OFFICIAL_COUNTS[dataset][split];
+  const indicesName = subsetIndicesFile(split);
+  if (n > official) {
+    fail(binFiles[0], `${binFiles.join(' + ')}: expected ${official} records (the official ${dataset} ${split} split), found ${n}: not the official ${dataset} files.`);
+  }
+  if (!fs.existsSync(path.join(dir, indicesName))) {
+    // A short file must not pass as the official split: name it, with what was expected and found.
+    const perFile = official / binFiles.length;
+    binFiles.forEach((f, fi) => {
+      if (sizes[fi] !== perFile) {
+        fail(f, `${f}: expected ${perFile} records (${binFiles.length > 1 ? `each file of the official ${dataset} ${split} split` : `the official ${dataset} ${split} split`}), found ${sizes[fi]}; ` +
+          `a file with fewer records is read only as a declared subset, with ${indicesName} beside it (one official index per record).`);
+      }
+    });
+  }
   const images = new Uint8Array(n * IMAGE_BYTES);
   const label0 = new Uint8Array(n);
   const label1 = layout.labelBytes === 2 ? new Uint8Array(n) : undefined;
@@ -296,16 +377,22 @@ function parseSplit(dataset: DatasetName, split: CifarSplit, dir: string, verify
       }
     }
   });
-  const official = OFFICIAL_COUNTS[dataset][split];
-  const indicesFile = path.join(dir, TRAIN_INDICES_FILE);
-  const sourceIndices = dataset === 'cifar100' && split === 'train' && fs.existsSync(indicesFile) ? readSourceIndices(indicesFile, n, official) : undefined;
-  if (sourceIndices) binFiles.push(indicesFile);
-  return { images, label0, label1, binFiles, sourceIndices, verified: verify };
+  if (label1) checkFineCoarse(binFiles.join(', '), label0, label1);
+  const indicesFile = path.join(dir, subsetIndicesFile(split));
+  const declared = fs.existsSync(indicesFile)
+    ? readSourceIndices(indicesFile, n, official, layout.files[split].join(' + '))
+    : undefined;
+  const coverage: SplitCoverage = { kind: n < official ? 'subset' : 'complete', n, official };
+  if (declared) {
+    binFiles.push(indicesFile);
+    Object.assign(coverage, { indicesFile, indicesSha256: declared.sha256 });
+  }
+  return { images, label0, label1, binFiles, sourceIndices: declared?.indices, coverage, verified: verify };
 }
 
 /** Cache key: folder, split and each data file's size and mtime (a rewritten file is re-read). */
 function cacheKey(dataset: DatasetName, split: CifarSplit, dir: string): string {
-  const names = [...LAYOUTS[dataset].files[split], ...(dataset === 'cifar100' && split === 'train' ? [TRAIN_INDICES_FILE] : [])];
+  const names = [...LAYOUTS[dataset].files[split], subsetIndicesFile(split)];
   const stamps = names.map((f) => {
     const s = fs.statSync(path.join(dir, f), { throwIfNoEntry: false });
     return s ? `${s.size}@${s.mtimeMs}` : 'missing';
@@ -318,9 +405,11 @@ function cacheKey(dataset: DatasetName, split: CifarSplit, dir: string): string 
  * 150 MB). Parsed data is cached in memory per (folder, split, labelMode), so repeated loads
  * return the same object at no cost; call clearCifarCache() to free it.
  * Throws CifarDataError (message names the file and what was expected) for a missing folder
- * or file, a size that is not a multiple of the record length (3073 / 3074 bytes), a label
- * out of range, a wrong class-name count, a bad train_indices.txt, and with `verify` an MD5
- * mismatch against OFFICIAL_MD5.
+ * or file, a size that is not a multiple of the record length (3073 / 3074 bytes), a file
+ * with another record count than the official split's unless the split is declared a subset
+ * (`subsetIndicesFile`: count, range and order checked), a label out of range, a CIFAR-100 fine
+ * label under two coarse labels, a wrong class-name count, and with `verify` an MD5 mismatch
+ * against OFFICIAL_MD5.
  */
 export function loadCifar(opts: CifarOptions): CifarData {
   const { dataset, split, root: rootOpt, labelMode, verify } = { labelMode: 'fine' as LabelMode, verify: false, ...opts };
@@ -368,7 +457,8 @@ export function loadCifar(opts: CifarOptions): CifarData {
     classNames,
     files: [...parsed.binFiles, namesFile],
     root,
-    subset: n < OFFICIAL_COUNTS[dataset][split],
+    subset: parsed.coverage.kind === 'subset',
+    coverage: parsed.coverage,
     ...(parsed.sourceIndices ? { sourceIndices: parsed.sourceIndices } : {}),
   };
   dataCache.set(dataKey, data);

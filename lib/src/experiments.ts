@@ -7,8 +7,8 @@
  * a hash of everything that determines the result. Rerunning reuses finished records; MRC
  * resumes module by module.
  */
-import { loadCifar, subsetIndices, type CifarData } from './data.js';
-import { loadModel, checkpointHash, saveCheckpoint } from './checkpoint.js';
+import { loadCifar, subsetIndices, describeSplit, NUM_CLASSES, type CifarData } from './data.js';
+import { loadModel, checkpointHash, readCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { evaluate } from './evaluate.js';
 import { makeAdversarialSet, lossAndAccuracy, moduleMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from './mrc.js';
 import { finetune, layerTypeModules, type FinetuneEpoch, type LayerTypeMode, type BNStatsPolicy } from './finetune.js';
@@ -25,7 +25,7 @@ import { makeBatch, batchIndices } from './data.js';
 import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsample } from './kde.js';
 
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
-export const EXPERIMENT_VERSION = 4;
+export const EXPERIMENT_VERSION = 5;
 
 /** What every run* experiment takes: the config, the base checkpoint, the cache and logging. */
 export interface ExperimentInputs {
@@ -52,12 +52,48 @@ export function decodeBits(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => (c === '1' ? 1 : 0));
 }
 
+/** The base model a record was computed on, as its checkpoint header names it. */
+export interface ModelIdentity {
+  arch: string;
+  width: number;
+  numClasses: number;
+  /** The checkpoint file and the SHA-256 of its bytes. */
+  file: string;
+  sha256: string;
+}
+
+/** "resnet18 width 0.25, 10 classes" — an architecture in words (errors, labels). */
+export function architectureLabel(m: Pick<ModelIdentity, 'arch' | 'width' | 'numClasses'>): string {
+  return `${m.arch} width ${m.width}, ${m.numClasses} classes`;
+}
+
+/**
+ * The base checkpoint of `inp`, checked against its profile: a record is labelled with the
+ * profile, so the model must be the one the profile trains (architecture 'resnet18',
+ * `advTrain.width`, the dataset's class count). Throws naming both architectures otherwise
+ * (train a model with the profile, or override `advTrain.width` to describe the checkpoint).
+ */
+export function baseModelIdentity(inp: Pick<ExperimentInputs, 'config' | 'checkpoint'>): ModelIdentity {
+  const c = inp.config;
+  const h = readCheckpoint(inp.checkpoint).header.config;
+  const want = { arch: 'resnet18', width: c.advTrain.width, numClasses: NUM_CLASSES[c.dataset] };
+  if (h.arch !== want.arch || h.width !== want.width || h.numClasses !== want.numClasses) {
+    throw new Error(`checkpoint ${inp.checkpoint} is ${architectureLabel(h)}, but profile ${c.profile} on ${c.dataset} is ${architectureLabel(want)}: ` +
+      `its records would name the wrong model; pass a checkpoint of this profile (npm run train -- --dataset ${c.dataset} --profile ${c.profile}) or --set advTrain.width=${h.width} to describe this one`);
+  }
+  return { arch: h.arch, width: h.width, numClasses: h.numClasses, file: inp.checkpoint, sha256: checkpointHash(inp.checkpoint) };
+}
+
 interface Common {
   key: string;
   dataset: string;
   profile: string;
   checkpoint: string;
   checkpointSha256: string;
+  /** The base model's architecture, file and hash. */
+  model: ModelIdentity;
+  /** The data the record used, in words (`describeSplit`): whether each split is complete or a declared subset. */
+  data: { test: string; train?: string };
   engine: { backend: string; threads: number; versions: Record<string, string> };
   seconds: Record<string, number>;
   createdAt: string;
@@ -162,6 +198,9 @@ interface EvalInputs {
   /** Clean-accuracy indices when they differ from evalIdx (eval.cleanN), else undefined. */
   cleanIdx: Int32Array | undefined;
   sha: string;
+  model: ModelIdentity;
+  /** describeSplit of the splits read (test; train too in `loadInputs`). */
+  data: { test: string; train?: string };
 }
 
 interface Loaded extends EvalInputs {
@@ -180,23 +219,25 @@ function evalSubsets(c: ExperimentConfig, test: CifarData): { evalIdx: Int32Arra
 
 /** What evaluating a checkpoint needs: the test split only (a base evaluation works without the train file). */
 function loadEvalInputs(inp: ExperimentInputs): EvalInputs {
+  const model = baseModelIdentity(inp);
   const test = loadCifar({ dataset: inp.config.dataset, split: 'test' });
-  return { test, sha: checkpointHash(inp.checkpoint), ...evalSubsets(inp.config, test) };
+  return { test, sha: model.sha256, model, data: { test: describeSplit(test) }, ...evalSubsets(inp.config, test) };
 }
 
 function loadInputs(inp: ExperimentInputs): Loaded {
   const c = inp.config;
+  const e = loadEvalInputs(inp);
   const train = loadCifar({ dataset: c.dataset, split: 'train' });
   return {
-    ...loadEvalInputs(inp), train,
+    ...e, train, data: { ...e.data, train: describeSplit(train) },
     trainIdx: c.finetune.trainN === null || c.finetune.trainN >= train.n ? undefined : subsetIndices(train, { n: c.finetune.trainN }),
   };
 }
 
-function common(inp: ExperimentInputs, key: string, sha: string, seconds: Record<string, number>): Common {
+function common(inp: ExperimentInputs, key: string, d: Pick<EvalInputs, 'model' | 'data'>, seconds: Record<string, number>): Common {
   const e = engineInfo();
   return {
-    key, dataset: inp.config.dataset, profile: inp.config.profile, checkpoint: inp.checkpoint, checkpointSha256: sha,
+    key, dataset: inp.config.dataset, profile: inp.config.profile, checkpoint: inp.checkpoint, checkpointSha256: d.model.sha256, model: d.model, data: d.data,
     engine: { backend: e.backend, threads: e.threads, versions: e.versions }, seconds, createdAt: new Date().toISOString(),
   };
 }
@@ -212,7 +253,7 @@ const log = (inp: ExperimentInputs) => inp.log ?? ((l: string) => console.log(l)
 export async function runBaseEvaluation(inp: ExperimentInputs): Promise<BaseRecord> {
   const cache = inp.cache ?? new ResultCache();
   const d = loadEvalInputs(inp);
-  const material = { v: EXPERIMENT_VERSION, kind: 'base', dataset: inp.config.dataset, sha: d.sha, eval: inp.config.eval };
+  const material = { v: EXPERIMENT_VERSION, kind: 'base', dataset: inp.config.dataset, sha: d.sha, data: d.data, eval: inp.config.eval };
   const r = await cache.getOrCompute<BaseRecord>('base', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
     const ev = await evaluate(model, d.test, {
       indices: d.evalIdx, cleanIndices: d.cleanIdx, attack: inp.config.eval.attack, batchSize: inp.config.eval.batchSize, label: 'base eval',
@@ -220,7 +261,7 @@ export async function runBaseEvaluation(inp: ExperimentInputs): Promise<BaseReco
     });
     log(inp)(`base: clean ${ev.clean.accuracy.toFixed(2)}% on ${ev.clean.total} test images, robust ${ev.robust!.accuracy.toFixed(2)}% on ${ev.n}`);
     return {
-      ...common(inp, ctx.key, d.sha, { eval: ev.seconds }), kind: 'base', eval: inp.config.eval, n: ev.n, cleanN: ev.clean.total,
+      ...common(inp, ctx.key, d, { eval: ev.seconds }), kind: 'base', eval: inp.config.eval, n: ev.n, cleanN: ev.clean.total,
       clean: ev.clean.accuracy, robust: ev.robust!.accuracy, cleanBits: encodeBits(ev.clean.perExample), robustBits: encodeBits(ev.robust!.perExample),
     };
   }));
@@ -231,12 +272,11 @@ export async function runBaseEvaluation(inp: ExperimentInputs): Promise<BaseReco
 export async function runMRCExperiment(inp: ExperimentInputs): Promise<MRCRecord> {
   const cache = inp.cache ?? new ResultCache();
   const c = inp.config;
-  const sha = checkpointHash(inp.checkpoint);
-  const material = { v: EXPERIMENT_VERSION, kind: 'mrc', dataset: c.dataset, sha, mrc: c.mrc };
+  const d = loadEvalInputs(inp);
+  const material = { v: EXPERIMENT_VERSION, kind: 'mrc', dataset: c.dataset, sha: d.sha, data: d.data, mrc: c.mrc };
   const r = await cache.getOrCompute<MRCRecord>('mrc', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
-    const test = loadCifar({ dataset: c.dataset, split: 'test' });
     const t0 = Date.now();
-    const set = await makeAdversarialSet(model, test, { n: c.mrc.advN, attack: c.mrc.attack, progress: inp.progress === false ? false : {} });
+    const set = await makeAdversarialSet(model, d.test, { n: c.mrc.advN, attack: c.mrc.attack, progress: inp.progress === false ? false : {} });
     const tAdv = (Date.now() - t0) / 1000;
     try {
       const base = lossAndAccuracy(model, set, c.mrc.batchSize);
@@ -254,7 +294,7 @@ export async function runMRCExperiment(inp: ExperimentInputs): Promise<MRCRecord
       }
       const mrcSeconds = done.reduce((a, e) => a + e.seconds, 0);
       return {
-        ...common(inp, ctx.key, sha, { advSet: tAdv, mrc: mrcSeconds }), kind: 'mrc', mrc: c.mrc, advSetSize: set.n,
+        ...common(inp, ctx.key, d, { advSet: tAdv, mrc: mrcSeconds }), kind: 'mrc', mrc: c.mrc, advSetSize: set.n,
         lossBefore: base.loss, accuracyBefore: base.accuracy, ranking: [...done].sort((a, b) => a.mrc - b.mrc),
       };
     } finally {
@@ -282,7 +322,7 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
   const modules = selectLowest(mrc, k, METHOD_CANDIDATES[method]);
   const bnStats = method === 'rift' ? c.finetune.bnStats.rift : c.finetune.bnStats.riftBN;
   const d = loadInputs(inp);
-  const material = { v: EXPERIMENT_VERSION, kind: 'rift', dataset: c.dataset, sha: d.sha, method, k, seed, modules, bnStats, finetune: c.finetune, interpolation: c.interpolation, eval: c.eval };
+  const material = { v: EXPERIMENT_VERSION, kind: 'rift', dataset: c.dataset, sha: d.sha, data: d.data, method, k, seed, modules, bnStats, finetune: c.finetune, interpolation: c.interpolation, eval: c.eval };
   const r = await cache.getOrCompute<RiftRecord>('rift', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
     const baseSnap = model.snapshot();
     try {
@@ -327,7 +367,7 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
       const fin = interpolated ?? raw;
       log(inp)(`${method} k=${k} seed ${seed} [${modules.join(', ')}]: clean ${fin.clean.toFixed(2)}% (Δ ${fin.vsBase.clean.delta.toFixed(2)}) robust ${fin.robust.toFixed(2)}% (Δ ${fin.vsBase.robust.delta.toFixed(2)})${interpolated ? ` at α=${interpolated.alpha}` : ''}`);
       return {
-        ...common(inp, ctx.key, d.sha, { finetune: ftSeconds, interpolation: interpSeconds }), kind: 'rift', method, k, seed, modules, bnStats,
+        ...common(inp, ctx.key, d, { finetune: ftSeconds, interpolation: interpSeconds }), kind: 'rift', method, k, seed, modules, bnStats,
         finetune: c.finetune, interpolation: c.interpolation, eval: c.eval, base: { clean: base.clean, robust: base.robust },
         history: ft.history, keptEpoch: ft.keptEpoch, raw, interpolated, modelFile, rawModelFile,
       };
@@ -343,7 +383,7 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
   const cache = inp.cache ?? new ResultCache();
   const c = inp.config;
   const d = loadInputs(inp);
-  const material = { v: EXPERIMENT_VERSION, kind: 'layer-type', dataset: c.dataset, sha: d.sha, mode, seed, finetune: c.finetune, eval: c.eval };
+  const material = { v: EXPERIMENT_VERSION, kind: 'layer-type', dataset: c.dataset, sha: d.sha, data: d.data, mode, seed, finetune: c.finetune, eval: c.eval };
   const r = await cache.getOrCompute<LayerTypeRecord>('layer-type', material, async (ctx) => withModel(inp.checkpoint, async (model) => {
     const { modules, bnStats } = layerTypeModules(model, mode);
     const bits = new Map<number, { clean: Uint8Array; robust: Uint8Array }>();
@@ -365,7 +405,7 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
     const last = history[history.length - 1];
     log(inp)(`layer-type ${mode}: epoch 0 clean ${history[0].clean.toFixed(2)}% robust ${history[0].robust.toFixed(2)}% → epoch ${last.epoch} clean ${last.clean.toFixed(2)}% robust ${last.robust.toFixed(2)}%`);
     return {
-      ...common(inp, ctx.key, d.sha, { finetune: ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0) }), kind: 'layer-type',
+      ...common(inp, ctx.key, d, { finetune: ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0) }), kind: 'layer-type',
       mode, seed, modules, bnStats, finetune: c.finetune, eval: c.eval, history,
     };
   }));
@@ -430,11 +470,11 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
   const selectedBN = riftBN.modules.filter((m) => mrc.ranking.find((e) => e.module === m)?.kind === 'bn');
   const layer = o.layer ?? selectedBN[0] ?? mrc.ranking.find((e) => e.kind === 'bn')!.module;
   const layerChoice = o.layer ? 'given' : selectedBN.length ? `lowest-MRC BN layer selected by RiFT with BN (top-${o.k})` : `RiFT with BN selected no BN layer in top-${o.k}: lowest-MRC BN layer overall`;
-  const sha = checkpointHash(inp.checkpoint);
-  const material = { v: EXPERIMENT_VERSION, kind: 'bn-kde', sha, rift: rift.key, riftBN: riftBN.key, layer, o: { ...o, seed }, eval: c.eval.attack };
+  const d = loadEvalInputs(inp);
+  const material = { v: EXPERIMENT_VERSION, kind: 'bn-kde', sha: d.sha, data: d.data, rift: rift.key, riftBN: riftBN.key, layer, o: { ...o, seed }, eval: c.eval.attack };
   const r = await cache.getOrCompute<KDERecord>('bn-kde', material, async (ctx) => {
     const t0 = Date.now();
-    const test = loadCifar({ dataset: c.dataset, split: 'test' });
+    const test = d.test;
     const idx = subsetIndices(test, { n: Math.min(o.n, test.n) });
     const pick = (r: RiftRecord) => (o.models === 'raw' ? r.rawModelFile : r.modelFile);
     const files = { init: inp.checkpoint, RiFT: pick(rift), 'RiFT with BN': pick(riftBN) } as const;
@@ -478,7 +518,7 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
     });
     log(inp)(`BN-output KDE of ${layer}: W1 to init — RiFT ${models[1].wassersteinToInit.toFixed(4)}, RiFT with BN ${models[2].wassersteinToInit.toFixed(4)}`);
     return {
-      ...common(inp, ctx.key, sha, { kde: (Date.now() - t0) / 1000 }), kind: 'bn-kde', layer, layerChoice, k: o.k, n: idx.length,
+      ...common(inp, ctx.key, d, { kde: (Date.now() - t0) / 1000 }), kind: 'bn-kde', layer, layerChoice, k: o.k, n: idx.length,
       advSource: o.advSource, modelState: o.models, alphas: { rift: rift.interpolated?.alpha ?? null, riftBN: riftBN.interpolated?.alpha ?? null }, grid: Array.from(grid), models,
     };
   });
@@ -519,12 +559,11 @@ export async function runRestartsComparison(inp: ExperimentInputs, models: Reado
   for (const m of models) if (!fs.existsSync(m.file)) throw new Error(`runRestartsComparison: model file ${m.file} (${m.name}) is missing`);
   const cache = inp.cache ?? new ResultCache();
   const c = inp.config;
-  const sha = checkpointHash(inp.checkpoint);
+  const d = loadEvalInputs(inp);
   const shas = models.map((m) => checkpointHash(m.file));
-  const material = { v: EXPERIMENT_VERSION, kind: 'restarts', dataset: c.dataset, models: models.map((m, i) => ({ name: m.name, sha: shas[i] })), restarts: rs, eval: c.eval };
+  const material = { v: EXPERIMENT_VERSION, kind: 'restarts', dataset: c.dataset, data: d.data, models: models.map((m, i) => ({ name: m.name, sha: shas[i] })), restarts: rs, eval: c.eval };
   const r = await cache.getOrCompute<RestartsRecord>('restarts', material, async (ctx) => {
-    const test = loadCifar({ dataset: c.dataset, split: 'test' });
-    const { evalIdx: idx, cleanIdx } = evalSubsets(c, test);
+    const { test, evalIdx: idx, cleanIdx } = d;
     const out: RestartsRecord['models'] = [];
     const t0 = Date.now();
     for (const [i, m] of models.entries()) {
@@ -548,7 +587,7 @@ export async function runRestartsComparison(inp: ExperimentInputs, models: Reado
       });
     }
     return {
-      ...common(inp, ctx.key, sha, { eval: (Date.now() - t0) / 1000 }), kind: 'restarts', eval: c.eval, restarts: rs,
+      ...common(inp, ctx.key, d, { eval: (Date.now() - t0) / 1000 }), kind: 'restarts', eval: c.eval, restarts: rs,
       n: idx ? idx.length : test.n, models: out,
     };
   });

@@ -31,3 +31,14 @@ export const PAPER_RIFT = {
     { module: 'layer4.1.conv1', mrc: 12.94, accuracyDrop: -53.03 },
   ],
 } as const;
+
+/**
+ * The published PGD-AT ResNet-18 base our base model of `dataset` is shown beside: CIFAR-10,
+ * the RiFT-with-BN paper's Table 1 base; CIFAR-100 (which that paper reports only as curves),
+ * RiFT's AT base (mean of 3 seeds).
+ */
+export function paperBase(dataset: 'cifar10' | 'cifar100'): { clean: number; robust: number; source: string } {
+  return dataset === 'cifar10'
+    ? { ...PAPER_TABLE1.base, source: 'RiFT with BN, Table 1 base' }
+    : { ...PAPER_RIFT.cifar100.at, source: 'RiFT, CIFAR-100 AT base (ResNet-18)' };
+}

@@ -7,10 +7,13 @@
 import { decodeBits, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from './experiments.js';
 import type { Table1Row } from './tables.js';
 import { LAYER_TYPE_LABELS, METHOD_LABELS, attackLabel, evalImagesLabel } from './tables.js';
-import { PAPER_RIFT, PAPER_TABLE1 } from './paper.js';
+import { PAPER_RIFT, PAPER_TABLE1, paperBase } from './paper.js';
 import { resolveConfig, type ExperimentConfig } from './config.js';
 import { pairedComparison, summarizeSeeds, formatDeltaCI, formatP, type PairedComparison } from './stats.js';
 import type { LayerTypeMode } from './finetune.js';
+import type { EpochMetrics } from './adversarial-training.js';
+import { describeSplit, type CifarData } from './data.js';
+import { formatDuration } from './progress.js';
 
 /** A claim of the paper beside what our records show. */
 export type Verdict = {
@@ -452,4 +455,87 @@ export function mrcReading(mrc: Pick<MRCRecord, 'ranking' | 'advSetSize'>, ks: r
     lines.push(`- RiFT's examples: ${ex1.module} MRC ${ex1.mrc} and ${ex2.module} ${ex2.mrc} in its paper; ours ${a.mrc.toFixed(3)} and ${b.mrc.toFixed(3)} (ranks ${rr(a.module)} and ${rr(b.module)} of ${other.length} conv/linear modules) — the order ${same ? 'matches' : 'does not match'}. Absolute MRC values depend on the model's loss scale (ours is smaller and trained shorter), so only the order is comparable.`);
   }
   return lines.join('\n');
+}
+
+/** What `trainingScaleReading` reads of a base run: its config, per-epoch log and train split. */
+export interface BaseRunFacts {
+  config: Pick<ExperimentConfig, 'dataset' | 'advTrain'>;
+  history: readonly Pick<EpochMetrics, 'epoch' | 'trainSeconds' | 'evalSeconds' | 'clean' | 'robust'>[];
+  train: Pick<CifarData, 'dataset' | 'split' | 'coverage' | 'n' | 'numClasses'>;
+}
+
+/**
+ * A base model beside its paper anchor (`paperBase(dataset)`), beside another dataset's base
+ * and its anchor (the gap each leaves), and what training it saw: images per class, SGD steps,
+ * whether its last epochs still improved, and the measured cost of training longer (seconds
+ * per epoch from its own log). For Figure 2, where the CIFAR-100 base is trained on a subset.
+ */
+export function trainingScaleReading(
+  base: Pick<BaseRecord, 'clean' | 'robust' | 'n' | 'dataset'> & { cleanN?: number },
+  run: BaseRunFacts,
+  other?: { base: Pick<BaseRecord, 'clean' | 'robust' | 'dataset'>; run?: Pick<BaseRunFacts, 'config' | 'train'> },
+): string {
+  const ds = run.config.dataset;
+  const p = paperBase(ds);
+  const t = run.config.advTrain;
+  const imagesPerEpoch = t.trainN ?? run.train.n;
+  const steps = Math.floor(imagesPerEpoch / t.batchSize) * t.epochs;
+  const perClass = imagesPerEpoch / run.train.numClasses;
+  const h = run.history;
+  const secPerEpoch = h.length ? h.reduce((a, m) => a + m.trainSeconds + m.evalSeconds, 0) / h.length : NaN;
+  const lines = [
+    `**Reading (computed from the records).** Our ${ds} base: ${f2(base.clean)}% clean and ${f2(base.robust)}% robust on ${evalImagesLabel(base)} ` +
+      `(one binomial standard error ±${f2(binomialSE(base.clean, base.cleanN ?? base.n))} / ±${f2(binomialSE(base.robust, base.n))} pt); ${p.source}: ${f2(p.clean)} / ${f2(p.robust)}, ` +
+      `so ours is ${sgn(base.clean - p.clean)} / ${sgn(base.robust - p.robust)} pt from it.`,
+  ];
+  if (other) {
+    const po = paperBase(other.base.dataset as 'cifar10' | 'cifar100');
+    const gapC = other.base.clean - po.clean, gapR = other.base.robust - po.robust;
+    const further = base.clean - p.clean < gapC && base.robust - p.robust < gapR;
+    lines.push('', `For scale: our ${other.base.dataset} base at the same profile is ${sgn(gapC)} / ${sgn(gapR)} pt from its anchor (${f2(other.base.clean)} / ${f2(other.base.robust)} vs ${f2(po.clean)} / ${f2(po.robust)}): ` +
+      `the ${ds} base is ${further ? 'further from its anchor on both metrics' : 'not further from its anchor on both metrics'}` +
+      (other.run ? ` (trained on ${+((other.run.config.advTrain.trainN ?? other.run.train.n) / other.run.train.numClasses).toFixed(1)} images per class vs ${+perClass.toFixed(1)} here).` : '.'));
+  }
+  lines.push('', `Training: ${describeSplit(run.train)}; ${imagesPerEpoch.toLocaleString('en-US')} images per epoch (${+perClass.toFixed(1)} per class), ${t.epochs} epochs, ${steps.toLocaleString('en-US')} SGD steps of ${t.batchSize}.`);
+  if (h.length >= 2) {
+    const last = h[h.length - 1];
+    const k = Math.min(3, h.length - 1);
+    const before = h[h.length - 1 - k];
+    const gain = last.clean - before.clean, gainR = last.robust - before.robust;
+    lines.push(`Over its last ${k} epochs (lr decay included) the per-epoch evaluation moved clean ${sgn(gain)} and robust ${sgn(gainR)} pt; ` +
+      `measured ${secPerEpoch.toFixed(0)} s per epoch here, so each 15 more epochs cost about ${formatDuration(15 * secPerEpoch)}` +
+      ` and the CIFAR-10 quick base's number of SGD steps (${Math.floor(50_000 / t.batchSize) * t.epochs}) would take ${formatDuration(((Math.floor(50_000 / t.batchSize) * t.epochs) / Math.max(steps, 1)) * t.epochs * secPerEpoch)}.`);
+  }
+  return lines.join('\n');
+}
+
+/** One of the paper's layer-type statements with its verdict on each dataset and whether they agree. */
+export type CrossDatasetRow = { claim: string; cifar10: Verdict['verdict']; cifar100: Verdict['verdict']; agree: 'same' | 'differs' | 'not testable' };
+
+/**
+ * The paper's "same trend on both datasets" (Figures 1 and 2), checked statement by statement:
+ * the `layerTypeVerdicts` of the CIFAR-10 and the CIFAR-100 records side by side.
+ */
+export function crossDatasetRows(cifar10: readonly LT[], cifar100: readonly LT[]): CrossDatasetRow[] {
+  const a = layerTypeVerdicts(cifar10), b = layerTypeVerdicts(cifar100);
+  return a.map((v, i) => {
+    const w = b[i];
+    const agree = v.verdict === 'not testable' || w.verdict === 'not testable' ? 'not testable' : v.verdict === w.verdict ? 'same' : 'differs';
+    return { claim: v.claim, cifar10: v.verdict, cifar100: w.verdict, agree };
+  });
+}
+
+/** A paragraph on `crossDatasetRows`: how many statements come out the same on both datasets, and which differ. */
+export function crossDatasetReading(cifar10: readonly LT[], cifar100: readonly LT[]): string {
+  const rows = crossDatasetRows(cifar10, cifar100);
+  const same = rows.filter((r) => r.agree === 'same'), differs = rows.filter((r) => r.agree === 'differs');
+  const bothMatch = same.filter((r) => r.cifar10 === 'matches');
+  return [
+    `**The paper's "same trend on both datasets" (computed).** ${same.length} of ${rows.length} statements come out the same on CIFAR-10 and CIFAR-100 ` +
+      `(${bothMatch.length} matching the paper on both, ${same.length - bothMatch.length} failing on both), ${differs.length} differ` +
+      `${rows.length - same.length - differs.length ? `, ${rows.length - same.length - differs.length} cannot be tested` : ''}.`,
+    ...(differs.length ? ['', ...differs.map((r) => `- differs — ${r.claim}: CIFAR-10 ${r.cifar10}, CIFAR-100 ${r.cifar100}`)] : []),
+    '',
+    'A verdict is the sign of a change; the measured column of each figure\'s table gives its paired interval, and a verdict whose interval includes 0 on either dataset is agreement (or disagreement) within noise.',
+  ].join('\n');
 }
