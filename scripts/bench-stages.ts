@@ -1,9 +1,9 @@
 /** `npm run bench:stages -- [options]`: per-stage timing projected to a profile (`--help` lists the options). */
-import { initEngine, BACKEND_ORDER, type EngineInfo } from '../lib/src/engine.js';
-import { resolveConfig, parseOverrides, type ExperimentConfig } from '../lib/src/config.js';
-import { benchStages, STAGE_NAMES, type StageTiming, type StageName } from '../lib/src/stage-bench.js';
-import { writeFileAtomic } from '../lib/src/checkpoint.js';
+import { initEngine, BACKEND_ORDER, type EngineInfo } from '../lib/src/engine/engine.js';
+import { resolveConfig, parseOverrides, type ExperimentConfig } from '../lib/src/experiments/config.js';
+import { benchStages, STAGE_NAMES, type StageTiming, type StageName } from '../lib/src/experiments/stage-bench.js';
 import { runMain, parseCli, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { writeFileAtomic } from '../lib/src/util/fs.js';
 
 /**
  * Compute of the notebooks from stage times (seconds), following what each one runs:

@@ -1,10 +1,10 @@
 /** `npm run bench -- [options]`: throughput per backend beside PyTorch (`--help` lists the options). */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { initEngine, BACKEND_ORDER, type EngineInfo } from '../lib/src/engine.js';
-import { benchTask, BENCH_TASKS, type BenchResult } from '../lib/src/bench.js';
-import { writeFileAtomic } from '../lib/src/checkpoint.js';
+import { initEngine, BACKEND_ORDER, type EngineInfo } from '../lib/src/engine/engine.js';
+import { benchTask, BENCH_TASKS, type BenchResult } from '../lib/src/experiments/bench.js';
 import { runMain, parseCli, intArg, choiceArg, choiceListArg, type CliSpec, type CliOption } from './cli.js';
+import { writeFileAtomic } from '../lib/src/util/fs.js';
 
 const PYTHON = '/usr/bin/python3';
 const MALLOC = { MALLOC_MMAP_THRESHOLD_: '33554432', MALLOC_TRIM_THRESHOLD_: '17179869184', MALLOC_TOP_PAD_: '1073741824' };

@@ -4,7 +4,7 @@
  * as one clear line (stack with RIFT_DEBUG=1) and exits non-zero.
  */
 import { parseArgs } from 'node:util';
-import { BACKEND_ORDER, type BackendName } from '../lib/src/engine.js';
+import { BACKEND_ORDER, type BackendName } from '../lib/src/engine/engine.js';
 
 /** One option: node's parseArgs type plus what `--help` prints. */
 export interface CliOption {

@@ -1,9 +1,10 @@
 /** `npm run data -- [options]`: download, verify and extract the official CIFAR archives (`--help` lists the options). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { repoRoot, DATASET_NAMES, type DatasetName } from '../lib/src/data.js';
-import { DATASET_SOURCES, prepareDataset, progressReporter } from '../lib/src/download.js';
+import { DATASET_NAMES, type DatasetName } from '../lib/src/data/cifar.js';
+import { DATASET_SOURCES, prepareDataset, progressReporter } from '../lib/src/data/download.js';
 import { runMain, parseCli, choiceArg, type CliSpec, type CliOption } from './cli.js';
+import { repoRoot } from '../lib/src/util/paths.js';
 
 const CLI = {
   command: 'npm run data --',

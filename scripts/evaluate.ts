@@ -1,9 +1,10 @@
 /** `npm run evaluate -- --checkpoint <file> [options]`: clean and PGD accuracy of a checkpoint (`--help` lists the options). */
-import { initEngine } from '../lib/src/engine.js';
-import { loadCifar, subsetIndices, describeSplit, DATASET_NAMES, type DatasetName } from '../lib/src/data.js';
-import { loadModel, readCheckpoint, checkpointHash, writeFileAtomic } from '../lib/src/checkpoint.js';
-import { evaluate, formatEvaluation } from '../lib/src/evaluate.js';
+import { initEngine } from '../lib/src/engine/engine.js';
+import { loadCifar, subsetIndices, describeSplit, DATASET_NAMES, type DatasetName } from '../lib/src/data/cifar.js';
+import { loadModel, readCheckpoint, checkpointHash } from '../lib/src/nn/checkpoint.js';
+import { evaluate, formatEvaluation } from '../lib/src/method/evaluate.js';
 import { runMain, backendArg, parseCli, intArg, numberArg, choiceArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { writeFileAtomic } from '../lib/src/util/fs.js';
 
 const CLI = {
   command: 'npm run evaluate --',

@@ -1,12 +1,13 @@
 /** `npm run experiment -- <base|mrc|rift|table1|layer-type> [options]`: one experiment, cached (`--help` lists the options). */
 import * as fs from 'node:fs';
-import { initEngine } from '../lib/src/engine.js';
-import { resolveConfig, parseOverrides } from '../lib/src/config.js';
-import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, baseModelIdentity, architectureLabel, type Method } from '../lib/src/experiments.js';
-import { baseRunDir, runCheckpointPath } from '../lib/src/adversarial-training.js';
-import type { LayerTypeMode } from '../lib/src/finetune.js';
-import { formatDelta } from '../lib/src/stats.js';
+import { initEngine } from '../lib/src/engine/engine.js';
+import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js';
+import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, baseModelIdentity, architectureLabel, type Method } from '../lib/src/experiments/experiments.js';
+import { runCheckpointPath } from '../lib/src/experiments/adversarial-training.js';
+import type { LayerTypeMode } from '../lib/src/method/finetune.js';
+import { formatDelta } from '../lib/src/util/stats.js';
 import { runMain, backendArg, parseCli, intArg, choiceArg, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { baseRunDir } from '../lib/src/util/paths.js';
 
 const WHAT = ['base', 'mrc', 'rift', 'table1', 'layer-type'] as const;
 const MODES: readonly LayerTypeMode[] = ['bn-only', 'conv-linear-only', 'full'];

@@ -13,8 +13,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { repoRoot } from '../lib/src/data.js';
 import { runMain } from './cli.js';
+import { repoRoot } from '../lib/src/util/paths.js';
 
 /** The Python that has Debian's jupyter_client: /usr/bin/python3 when present. */
 export function jupyterPython(): string {

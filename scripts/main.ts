@@ -1,14 +1,15 @@
 /** `npm run standin -- [options]`: the stand-in main job from before the notebooks (`--help` lists the options). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initEngine } from '../lib/src/engine.js';
-import { loadCifar, subsetIndices, repoRoot } from '../lib/src/data.js';
-import { createResNet18 } from '../lib/src/model.js';
-import { loadModel, saveCheckpoint } from '../lib/src/checkpoint.js';
-import { SGD } from '../lib/src/optim.js';
-import { trainEpoch } from '../lib/src/train.js';
-import { evaluate, formatEvaluation } from '../lib/src/evaluate.js';
+import { initEngine } from '../lib/src/engine/engine.js';
+import { loadCifar, subsetIndices } from '../lib/src/data/cifar.js';
+import { createResNet18 } from '../lib/src/nn/model.js';
+import { loadModel, saveCheckpoint } from '../lib/src/nn/checkpoint.js';
+import { SGD } from '../lib/src/nn/optim.js';
+import { trainEpoch } from '../lib/src/method/train.js';
+import { evaluate, formatEvaluation } from '../lib/src/method/evaluate.js';
 import { runMain, backendArg, parseCli, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { repoRoot } from '../lib/src/util/paths.js';
 
 /** The stand-in model: a quarter-width ResNet-18, clean SGD on a 10k balanced subset. */
 const STANDIN = { width: 0.25, trainN: 10_000, epochs: 3, lr: 0.05, batchSize: 128, seed: 0, evalN: 1000 };

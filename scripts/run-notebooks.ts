@@ -19,16 +19,16 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readManifest, type ArtifactManifest } from '../lib/src/artifacts.js';
-import { writeFileAtomic } from '../lib/src/checkpoint.js';
-import { PROFILE_NAMES } from '../lib/src/config.js';
-import { repoRoot } from '../lib/src/data.js';
+import { readManifest, type ArtifactManifest } from '../lib/src/present/artifacts.js';
+import { PROFILE_NAMES } from '../lib/src/experiments/config.js';
 import {
   combineNotebooks, formatFailures, formatSeconds, notebookFailures, stripExternalScripts, summaryMarkdown,
   type NotebookJson, type NotebookRun, type RunInfo,
-} from '../lib/src/report.js';
+} from '../lib/src/present/report.js';
 import { runMain, parseCli, choiceArg, numberArg, type CliSpec, type CliOption } from './cli.js';
 import { ensureKernel, jupyterEnv, jupyterMissing } from './jupyter.js';
+import { writeFileAtomic } from '../lib/src/util/fs.js';
+import { repoRoot } from '../lib/src/util/paths.js';
 
 const ROOT = repoRoot();
 

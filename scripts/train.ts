@@ -1,10 +1,10 @@
 /** `npm run train -- [options]`: PGD adversarial training of the base model (`--help` lists the options). */
 import { execSync } from 'node:child_process';
-import { initEngine } from '../lib/src/engine.js';
-import { repoRoot } from '../lib/src/data.js';
-import { resolveConfig, parseOverrides } from '../lib/src/config.js';
-import { trainAdversarial, baseRunDir } from '../lib/src/adversarial-training.js';
+import { initEngine } from '../lib/src/engine/engine.js';
+import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js';
+import { trainAdversarial } from '../lib/src/experiments/adversarial-training.js';
 import { runMain, backendArg, parseCli, intArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
+import { repoRoot, baseRunDir } from '../lib/src/util/paths.js';
 
 function gitCommit(): string | undefined {
   try { return execSync('git rev-parse HEAD', { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return undefined; }

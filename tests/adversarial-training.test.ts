@@ -3,8 +3,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { readCheckpoint } from '../lib/src/checkpoint.js';
-import { resolveConfig, lrAt, parseOverrides } from '../lib/src/config.js';
+import { readCheckpoint } from '../lib/src/nn/checkpoint.js';
+import { resolveConfig, lrAt, parseOverrides } from '../lib/src/experiments/config.js';
 import { tempDir } from './helpers.js';
 
 const ROOT = path.join(__dirname, '..');

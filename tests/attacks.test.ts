@@ -1,10 +1,10 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { createResNet18 } from '../lib/src/model.js';
+import { createResNet18 } from '../lib/src/nn/model.js';
 import { pgd } from '../lib/src/attacks/pgd.js';
 import { fgsm } from '../lib/src/attacks/fgsm.js';
-import { crossEntropyPerExample } from '../lib/src/losses.js';
+import { crossEntropyPerExample } from '../lib/src/nn/losses.js';
 import { testEngine, randImages, assertNoLeak } from './helpers.js';
 
 before(testEngine);

@@ -1,10 +1,10 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { benchTask, resnet18ForwardFlops } from '../lib/src/bench.js';
-import { benchStages, STAGE_NAMES } from '../lib/src/stage-bench.js';
-import { resolveConfig } from '../lib/src/config.js';
-import { createResNet18 } from '../lib/src/model.js';
+import { benchTask, resnet18ForwardFlops } from '../lib/src/experiments/bench.js';
+import { benchStages, STAGE_NAMES } from '../lib/src/experiments/stage-bench.js';
+import { resolveConfig } from '../lib/src/experiments/config.js';
+import { createResNet18 } from '../lib/src/nn/model.js';
 import { testEngine } from './helpers.js';
 
 before(testEngine);

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { hashKey, canonicalJson, ResultCache, defaultCacheDir, CACHE_FORMAT, type ComputeContext } from '../lib/src/cache.js';
-import { repoRoot } from '../lib/src/data.js';
+import { hashKey, canonicalJson, ResultCache, CACHE_FORMAT, type ComputeContext } from '../lib/src/experiments/cache.js';
 import { tempDir } from './helpers.js';
+import { defaultCacheDir, repoRoot } from '../lib/src/util/paths.js';
 
 /** A cache in a fresh temp folder whose warnings are collected. */
 function freshCache() {

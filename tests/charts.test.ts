@@ -3,13 +3,11 @@
  */
 import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
-import {
-  lineChart, barChart, kdeChart, densityCurves, METHOD_COLORS, MODULE_KIND_COLORS, VEGA_LITE_SCHEMA, CHART_FONT,
-  type VegaLiteSpec,
-} from '../lib/src/charts.js';
-import { renderSvg, renderPng, svgToPng, svgSize, compileSpec, chartVersions, readFontWidths, textWidth } from '../lib/src/render.js';
+import { lineChart, barChart, kdeChart, METHOD_COLORS, MODULE_KIND_COLORS, VEGA_LITE_SCHEMA, CHART_FONT, type VegaLiteSpec } from '../lib/src/present/charts.js';
+import { renderSvg, renderPng, svgToPng, svgSize, compileSpec, chartVersions, readFontWidths, textWidth } from '../lib/src/present/render.js';
 import * as fs from 'node:fs';
-import { toCsv, toMarkdown, toHtml, tableRows, formatCell, toDataFrame } from '../lib/src/table-format.js';
+import { toCsv, toMarkdown, toHtml, tableRows, formatCell, toDataFrame } from '../lib/src/present/table-format.js';
+import { densityCurves } from '../lib/src/util/kde.js';
 
 type Layer = { mark: { type: string } | string; transform?: Array<{ filter: string }>; encoding: Record<string, { field?: string; scale?: { domain?: unknown[]; range?: unknown[] } }> };
 const values = (s: VegaLiteSpec) => (s.data as { values: Record<string, unknown>[] }).values;

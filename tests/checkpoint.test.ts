@@ -3,9 +3,10 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { createResNet18 } from '../lib/src/model.js';
-import { saveCheckpoint, readCheckpoint, loadModel, loadCheckpointInto, writeFileAtomic, checkpointHash } from '../lib/src/checkpoint.js';
+import { createResNet18 } from '../lib/src/nn/model.js';
+import { saveCheckpoint, readCheckpoint, loadModel, loadCheckpointInto, checkpointHash } from '../lib/src/nn/checkpoint.js';
 import { testEngine, randImages, tempDir, assertNoLeak } from './helpers.js';
+import { writeFileAtomic } from '../lib/src/util/fs.js';
 
 before(testEngine);
 

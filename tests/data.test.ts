@@ -4,12 +4,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine } from '../lib/src/engine.js';
-import { Rng } from '../lib/src/rng.js';
-import {
-  CifarDataError, DATASET_FOLDERS, IMAGE_BYTES, augmentInto, batchIndices, classCounts, clearCifarCache, describeSplit,
-  drawCropFlip, loadCifar, makeBatch, reflectPad, repoRoot, resolveDataRoot, subsetIndices, subsetIndicesFile, type CifarData,
-} from '../lib/src/data.js';
+import { initEngine } from '../lib/src/engine/engine.js';
+import { Rng } from '../lib/src/util/rng.js';
+import { CifarDataError, DATASET_FOLDERS, IMAGE_BYTES, augmentInto, batchIndices, classCounts, clearCifarCache, describeSplit, drawCropFlip, loadCifar, makeBatch, reflectPad, resolveDataRoot, subsetIndices, subsetIndicesFile, type CifarData } from '../lib/src/data/cifar.js';
+import { repoRoot } from '../lib/src/util/paths.js';
 
 const SHARED = path.resolve(repoRoot(), '..', 'shared', 'datasets');
 const HAVE_SHARED = fs.existsSync(path.join(SHARED, DATASET_FOLDERS.cifar10));

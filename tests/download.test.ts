@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   downloadFile, extractArchive, formatProgress, prepareDataset, progressReporter, type DatasetSource, type DownloadProgress,
-} from '../lib/src/download.js';
+} from '../lib/src/data/download.js';
 
 let tmp: string;
 let archive: Buffer;

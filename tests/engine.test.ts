@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine, engineInfo } from '../lib/src/engine.js';
+import { initEngine, engineInfo } from '../lib/src/engine/engine.js';
 
 test('initEngine reports backend, threads, versions and why others were skipped', async () => {
   const e = await initEngine({ backend: 'cpu' });

@@ -3,8 +3,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { initEngine, type BackendName } from '../lib/src/engine.js';
-import { mulberry32 } from '../lib/src/rng.js';
+import { initEngine, type BackendName } from '../lib/src/engine/engine.js';
+import { mulberry32 } from '../lib/src/util/rng.js';
 
 /** Backend for the model-level tests: RIFT_TEST_BACKEND, else the engine's automatic choice. */
 export async function testEngine() {

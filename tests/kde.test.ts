@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsample } from '../lib/src/kde.js';
-import { Rng } from '../lib/src/rng.js';
+import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsample } from '../lib/src/util/kde.js';
+import { Rng } from '../lib/src/util/rng.js';
 
 function normals(n: number, mu: number, sigma: number, seed: number): Float64Array {
   const r = new Rng(seed);

@@ -1,11 +1,11 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine } from '../lib/src/engine.js';
-import { createResNet18 } from '../lib/src/model.js';
-import { batchNormTrain } from '../lib/src/batchnorm.js';
-import { crossEntropy } from '../lib/src/losses.js';
-import { mulberry32 } from '../lib/src/rng.js';
+import { initEngine } from '../lib/src/engine/engine.js';
+import { createResNet18 } from '../lib/src/nn/model.js';
+import { batchNormTrain } from '../lib/src/nn/batchnorm.js';
+import { crossEntropy } from '../lib/src/nn/losses.js';
+import { mulberry32 } from '../lib/src/util/rng.js';
 import { randImages, assertNoLeak } from './helpers.js';
 
 before(async () => { await initEngine({ backend: (process.env.RIFT_TEST_BACKEND ?? 'wasm') as 'wasm' }); });

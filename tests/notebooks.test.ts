@@ -15,11 +15,11 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readManifest } from '../lib/src/artifacts.js';
-import { repoRoot } from '../lib/src/data.js';
-import { notebookFailures, type NotebookJson } from '../lib/src/report.js';
+import { readManifest } from '../lib/src/present/artifacts.js';
+import { notebookFailures, type NotebookJson } from '../lib/src/present/report.js';
 import { jupyterMissing } from '../scripts/jupyter.js';
 import { tempDir } from './helpers.js';
+import { repoRoot } from '../lib/src/util/paths.js';
 
 const ROOT = repoRoot();
 const REQUIRE = process.env.RIFT_REQUIRE_JUPYTER === '1';

@@ -8,9 +8,9 @@ import * as assert from 'node:assert/strict';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine } from '../lib/src/engine.js';
-import { mulberry32 } from '../lib/src/rng.js';
-import { ONEDNN_BN_KERNELS, onednnKernelStats, onednnPoolStats, resetOnednnKernelStats, tryRegisterOnednn } from '../lib/src/onednn.js';
+import { initEngine } from '../lib/src/engine/engine.js';
+import { mulberry32 } from '../lib/src/util/rng.js';
+import { ONEDNN_BN_KERNELS, onednnKernelStats, onednnPoolStats, resetOnednnKernelStats, tryRegisterOnednn } from '../lib/src/engine/onednn.js';
 
 const REQUIRE = process.env.RIFT_REQUIRE_ONEDNN === '1';
 const status = tryRegisterOnednn(2);

@@ -9,10 +9,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
-import { createResNet18 } from '../lib/src/model.js';
-import { encodeCheckpoint } from '../lib/src/checkpoint.js';
-import { crossEntropy } from '../lib/src/losses.js';
-import { SGD } from '../lib/src/optim.js';
+import { createResNet18 } from '../lib/src/nn/model.js';
+import { encodeCheckpoint } from '../lib/src/nn/checkpoint.js';
+import { crossEntropy } from '../lib/src/nn/losses.js';
+import { SGD } from '../lib/src/nn/optim.js';
 import { testEngine, randImages, tempDir } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';

@@ -7,16 +7,16 @@ import * as assert from 'node:assert/strict';
 import {
   attackLabel, evalConfigLabel, layerTypeCurveRows, layerTypeDeltaRows, layerTypeTableRows, mrcRows, mrcSelectionRows, scoreCells, deltaBars,
   table1DisplayRows, table1DetailRows, table1DeltaBars, seedCells, type Table1Row,
-} from '../lib/src/tables.js';
+} from '../lib/src/analysis/tables.js';
 import {
   layerTypeVerdicts, layerTypeReading, table1Reading, methodComparisons, methodComparisonCells, kdeVerdict, kdeReading,
   bnPolicyReading, interpolationReading, restartsReading, seedReading, baseReading, mrcReading, binomialSE,
   crossDatasetRows, crossDatasetReading, trainingScaleReading,
-} from '../lib/src/readings.js';
-import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord } from '../lib/src/experiments.js';
-import { pairedComparison } from '../lib/src/stats.js';
-import { resolveConfig } from '../lib/src/config.js';
-import { PAPER_TABLE1 } from '../lib/src/paper.js';
+} from '../lib/src/analysis/readings.js';
+import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord } from '../lib/src/experiments/experiments.js';
+import { pairedComparison } from '../lib/src/util/stats.js';
+import { resolveConfig } from '../lib/src/experiments/config.js';
+import { PAPER_TABLE1 } from '../lib/src/analysis/paper.js';
 
 const attack = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 };
 

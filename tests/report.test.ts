@@ -6,15 +6,16 @@ import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Artifacts, readManifest, readManifests, reportDir } from '../lib/src/artifacts.js';
-import { barChart } from '../lib/src/charts.js';
+import { Artifacts, readManifest, readManifests } from '../lib/src/present/artifacts.js';
+import { barChart } from '../lib/src/present/charts.js';
 import {
   cleanErrorText, combineNotebooks, formatFailures, notebookFailures, stripExternalScripts, summaryMarkdown, withoutProgressLines,
   type NotebookJson, type RunInfo,
-} from '../lib/src/report.js';
+} from '../lib/src/present/report.js';
 import { tempDir } from './helpers.js';
 import { PassThrough } from 'node:stream';
-import { Progress, PROGRESS_LINE } from '../lib/src/progress.js';
+import { Progress, PROGRESS_LINE } from '../lib/src/util/progress.js';
+import { reportDir } from '../lib/src/util/paths.js';
 
 function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
   const old = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));

@@ -4,8 +4,8 @@ import {
   pairedComparison, pairedComparisonFromCounts, pairedCounts, bootstrapDeltas, mcnemarExactP,
   newcombePairedInterval, wilsonInterval, normalCdf, normalQuantile, quantileSorted,
   summarizeSeeds, formatCI, formatDelta, formatMeanStd, formatP, type PairedCounts,
-} from '../lib/src/stats.js';
-import { Rng } from '../lib/src/rng.js';
+} from '../lib/src/util/stats.js';
+import { Rng } from '../lib/src/util/rng.js';
 
 const close = (actual: number, expected: number, rel: number, what = '') =>
   assert.ok(Math.abs(actual - expected) <= rel * Math.abs(expected), `${what}: ${actual} vs ${expected} (rel tol ${rel})`);
@@ -222,8 +222,8 @@ test('input validation gives clear errors', () => {
 });
 
 test('multiSeedDelta: one seed matches the paired bootstrap; averaging seeds; resamples examples', async () => {
-  const { multiSeedDelta, pairedComparison } = await import('../lib/src/stats.js');
-  const { Rng } = await import('../lib/src/rng.js');
+  const { multiSeedDelta, pairedComparison } = await import('../lib/src/util/stats.js');
+  const { Rng } = await import('../lib/src/util/rng.js');
   const r = new Rng(3);
   const base = Uint8Array.from({ length: 2000 }, () => (r.uniform() < 0.6 ? 1 : 0));
   const flip = (p: number, seed: number) => { const q = new Rng(seed); return base.map((v) => (q.uniform() < p ? 1 - v : v)); };

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine } from '../lib/src/engine.js';
-import { mulberry32 } from '../lib/src/rng.js';
+import { initEngine } from '../lib/src/engine/engine.js';
+import { mulberry32 } from '../lib/src/util/rng.js';
 
 interface Case { name: string; x: [number, number, number, number]; k: number; ci: number; co: number; stride: number; pad: 'same' | 'valid' | number }
 const CASES: Case[] = [

@@ -1,40 +1,51 @@
 /**
- * Public surface of the rift-bn library: engine and backends, data, model, attacks, evaluation,
- * training and PGD-AT, checkpoints, config profiles, MRC, fine-tuning and interpolation,
- * experiment records and their cache, statistics, tables, readings, charts and the report.
- * Notebooks import it by package name: `import * as rb from 'rift-bn'`.
+ * Public surface of the rift-bn library, layer by layer (each imports only the layers above it
+ * in this list): util → engine → data → nn → attacks → method → experiments → analysis →
+ * present. Notebooks import it by package name: `import * as rb from 'rift-bn'`.
  */
 export * as tf from '@tensorflow/tfjs-core';
-export * from './engine.js';
-export * from './rng.js';
-export * from './data.js';
-export * from './download.js';
-export * from './model.js';
-export * from './batchnorm.js';
-export * from './losses.js';
+// util: paths, files, seeded randomness, progress lines, statistics and densities
+export * from './util/paths.js';
+export * from './util/fs.js';
+export * from './util/runtime.js';
+export * from './util/rng.js';
+export * from './util/progress.js';
+export * from './util/stats.js';
+export * from './util/kde.js';
+// engine: backend selection (tfjs-node-gpu, tfjs-node, native oneDNN, wasm, cpu)
+export * from './engine/engine.js';
+// data: CIFAR reader, declared subsets, augmentation, batches; official downloads
+export * from './data/cifar.js';
+export * from './data/download.js';
+// nn: ResNet-18 with PyTorch module names, BatchNorm, losses, SGD, checkpoints
+export * from './nn/model.js';
+export * from './nn/batchnorm.js';
+export * from './nn/losses.js';
+export * from './nn/optim.js';
+export * from './nn/checkpoint.js';
+// attacks: pure (model, x, y, options) → xAdv
 export * from './attacks/index.js';
-export * from './evaluate.js';
-export * from './optim.js';
-export * from './train.js';
-export * from './checkpoint.js';
-export * from './progress.js';
-export * from './bench.js';
-export * from './config.js';
-export * from './adversarial-training.js';
-export * from './mrc.js';
-export * from './finetune.js';
-export * from './interpolate.js';
-export * from './stats.js';
-export * from './cache.js';
-export * from './experiments.js';
-export * from './kde.js';
-export * from './paper.js';
-export * from './tables.js';
-export * from './readings.js';
-export * from './charts.js';
-export * from './render.js';
-export * from './table-format.js';
-export * from './display.js';
-export * from './artifacts.js';
-export * from './report.js';
-export * from './stage-bench.js';
+// method: training, evaluation, MRC, fine-tuning, interpolation
+export * from './method/train.js';
+export * from './method/evaluate.js';
+export * from './method/mrc.js';
+export * from './method/finetune.js';
+export * from './method/interpolate.js';
+// experiments: profiles, cached records, PGD-AT runs, benchmarks
+export * from './experiments/config.js';
+export * from './experiments/cache.js';
+export * from './experiments/adversarial-training.js';
+export * from './experiments/experiments.js';
+export * from './experiments/bench.js';
+export * from './experiments/stage-bench.js';
+// analysis: the paper's numbers, table rows, computed readings
+export * from './analysis/paper.js';
+export * from './analysis/tables.js';
+export * from './analysis/readings.js';
+// present: chart specs, rendering, tables, the notebook adapter, report files
+export * from './present/charts.js';
+export * from './present/render.js';
+export * from './present/table-format.js';
+export * from './present/display.js';
+export * from './present/artifacts.js';
+export * from './present/report.js';

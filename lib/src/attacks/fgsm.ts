@@ -1,6 +1,6 @@
 /** FGSM (Goodfellow et al. 2015): PGD with one step of size eps and no random start. */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Classifier } from '../model.js';
+import type { Classifier } from '../nn/model.js';
 import { pgd } from './pgd.js';
 
 /** Options of `fgsm`, each optional: the L∞ radius (also the one step's size) and whether the model runs in training mode. */

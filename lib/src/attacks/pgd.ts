@@ -6,8 +6,8 @@
  * unless `training` is set (PGD-AT's reference generates its attack with BN in train mode).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Classifier } from '../model.js';
-import { crossEntropy, crossEntropyPerExample, correctMask } from '../losses.js';
+import type { Classifier } from '../nn/model.js';
+import { crossEntropy, crossEntropyPerExample, correctMask } from '../nn/losses.js';
 
 /** Options of `pgd`; every field is optional there and defaults to DEFAULT_PGD. */
 export interface PGDOptions {

@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { OnednnBackend, PoolStats } from './onednn-backend.js';
 import { nativeKernels, KernelStats, NativeAddon, NativeInfo } from './onednn-kernels.js';
+import { nativeDir } from '../util/paths.js';
 
 export type { KernelStats, NativeInfo } from './onednn-kernels.js';
 export type { PoolStats } from './onednn-backend.js';
@@ -45,7 +46,7 @@ export interface OnednnStatus {
 }
 
 /** Where the build puts the addon and its status file (native/build/, git-ignored). */
-const NATIVE_DIR = path.resolve(__dirname, '..', '..', 'native');
+const NATIVE_DIR = nativeDir();
 const ADDON_PATH = path.join(NATIVE_DIR, 'build', 'Release', 'rift_onednn.node');
 const STATUS_PATH = path.join(NATIVE_DIR, 'build', 'status.json');
 

@@ -12,7 +12,7 @@
  * (`layer2.0.shortcut.1.running_var`), without `num_batches_tracked`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import { batchNormEval, batchNormTrain, updateRunningStats } from './batchnorm.js';
 
 /** CIFAR-10 channel statistics used by RiFT's code (also for CIFAR-100). */

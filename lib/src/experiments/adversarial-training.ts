@@ -14,15 +14,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createResNet18 } from './model.js';
-import { loadCifar, subsetIndices, repoRoot, describeSplit } from './data.js';
-import { SGD } from './optim.js';
-import { trainEpoch } from './train.js';
-import { evaluate } from './evaluate.js';
-import { readCheckpoint, loadCheckpointInto, saveCheckpoint, writeFileAtomic, type Provenance } from './checkpoint.js';
+import { createResNet18 } from '../nn/model.js';
+import { loadCifar, subsetIndices, describeSplit } from '../data/cifar.js';
+import { SGD } from '../nn/optim.js';
+import { trainEpoch } from '../method/train.js';
+import { evaluate } from '../method/evaluate.js';
+import { readCheckpoint, loadCheckpointInto, saveCheckpoint, type Provenance } from '../nn/checkpoint.js';
 import { lrAt, type ExperimentConfig } from './config.js';
-import { engineInfo } from './engine.js';
-import { formatDuration } from './progress.js';
+import { engineInfo } from '../engine/engine.js';
+import { formatDuration } from '../util/progress.js';
+import { baseRunDir } from '../util/paths.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 /**
  * One completed PGD-AT epoch (a metrics.jsonl line): lr, mean step loss on adversarial batches, clean and robust (evalAttack)
@@ -214,10 +216,6 @@ export function runCheckpointPath(outDir: string, which: 'best' | 'last' = 'best
 }
 
 
-/** Folder of a profile's base PGD-AT run: data/runs/<dataset>-<profile>-at. */
-export function baseRunDir(config: Pick<ExperimentConfig, 'dataset' | 'profile'>): string {
-  return path.join(repoRoot(), 'data', 'runs', `${config.dataset}-${config.profile}-at`);
-}
 
 /**
  * The base checkpoint (best robust epoch) of a profile. If it is missing: trains it when

@@ -36,11 +36,6 @@ function tslabDisplay(): TslabDisplay | undefined {
   return (require(path.join(path.dirname(key), 'public.js')) as { display: TslabDisplay }).display;
 }
 
-/** True when running inside a tslab (Jupyter) kernel. */
-export function inNotebook(): boolean {
-  return Object.keys(require.cache).some((k) => /[\\/]tslab[\\/]dist[\\/]jupyter\.js$/.test(k));
-}
-
 /** Shows HTML in the notebook; elsewhere prints nothing (HTML is not for terminals). */
 export function showHtml(html: string): void {
   tslabDisplay()?.html(html);

@@ -14,7 +14,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
+import { repoRoot } from '../util/paths.js';
 
 /** Which dataset. */
 export type DatasetName = 'cifar10' | 'cifar100';
@@ -185,20 +186,6 @@ export function coverageLabel(d: Pick<CifarData, 'coverage'>): string {
   const c = d.coverage;
   const fmt = (x: number) => x.toLocaleString('en-US');
   return c.kind === 'complete' ? `complete, ${fmt(c.n)} records` : `declared subset, ${fmt(c.n)} of ${fmt(c.official)} official records`;
-}
-
-/**
- * Repository root, found from this module's own location so it works both for the tsx-run
- * sources (lib/src) and the compiled package (lib/dist): the nearest ancestor holding
- * lib/package.json, else two levels up.
- */
-export function repoRoot(): string {
-  for (let dir = __dirname; ; ) {
-    if (fs.existsSync(path.join(dir, 'lib', 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) return path.resolve(__dirname, '..', '..');
-    dir = parent;
-  }
 }
 
 /**

@@ -7,22 +7,21 @@
  * a hash of everything that determines the result. Rerunning reuses finished records; MRC
  * resumes module by module.
  */
-import { loadCifar, subsetIndices, describeSplit, NUM_CLASSES, type CifarData } from './data.js';
-import { loadModel, checkpointHash, readCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { evaluate } from './evaluate.js';
-import { makeAdversarialSet, lossAndAccuracy, moduleMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from './mrc.js';
-import { finetune, layerTypeModules, type FinetuneEpoch, type LayerTypeMode, type BNStatsPolicy } from './finetune.js';
-import { interpolationSweep } from './interpolate.js';
-import { pairedComparison, type PairedComparison } from './stats.js';
+import { loadCifar, subsetIndices, describeSplit, NUM_CLASSES, type CifarData, makeBatch, batchIndices } from '../data/cifar.js';
+import { loadModel, checkpointHash, readCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
+import { evaluate } from '../method/evaluate.js';
+import { makeAdversarialSet, lossAndAccuracy, moduleMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from '../method/mrc.js';
+import { finetune, layerTypeModules, type FinetuneEpoch, type LayerTypeMode, type BNStatsPolicy } from '../method/finetune.js';
+import { interpolationSweep } from '../method/interpolate.js';
+import { pairedComparison, type PairedComparison } from '../util/stats.js';
 import { ResultCache } from './cache.js';
-import { engineInfo } from './engine.js';
+import { engineInfo } from '../engine/engine.js';
 import type { ExperimentConfig } from './config.js';
-import type { ResNet18 } from './model.js';
+import type { ResNet18 } from '../nn/model.js';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { pgd } from './attacks/pgd.js';
-import { makeBatch, batchIndices } from './data.js';
-import { gaussianKDE, silvermanBandwidth, linspace, wasserstein1, meanStd, subsample } from './kde.js';
+import { pgd } from '../attacks/pgd.js';
+import { gaussianKDE, silvermanBandwidth, pooledGrid, wasserstein1, meanStd, subsample } from '../util/kde.js';
 
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
 export const EXPERIMENT_VERSION = 5;
@@ -504,9 +503,7 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
     } finally {
       base.dispose();
     }
-    const pooled = Float64Array.from([...values.init, ...values.RiFT, ...values['RiFT with BN']]).sort();
-    const q = (p: number) => pooled[Math.floor(p * (pooled.length - 1))];
-    const grid = linspace(q(0.001), q(0.999), o.gridSize);
+    const grid = pooledGrid([values.init, values.RiFT, values['RiFT with BN']], o.gridSize);
     const models = (['init', 'RiFT', 'RiFT with BN'] as const).map((name) => {
       const v = values[name];
       const h = silvermanBandwidth(v);

@@ -3,12 +3,12 @@
  * per-example correctness so that two models can be compared pairwise on the same examples.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Classifier } from './model.js';
-import type { CifarData } from './data.js';
-import { makeBatch, batchIndices } from './data.js';
-import { correctMask } from './losses.js';
-import { pgd, DEFAULT_PGD, type PGDOptions } from './attacks/pgd.js';
-import { Progress, type ProgressOptions } from './progress.js';
+import type { Classifier } from '../nn/model.js';
+import type { CifarData } from '../data/cifar.js';
+import { makeBatch, batchIndices } from '../data/cifar.js';
+import { correctMask } from '../nn/losses.js';
+import { pgd, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
+import { Progress, type ProgressOptions } from '../util/progress.js';
 
 /** Options of `evaluate`; defaults in DEFAULT_EVALUATE. */
 export interface EvaluateOptions {

@@ -3,7 +3,7 @@
  * On a TTY one line is rewritten in place; otherwise a line is printed at most every
  * `intervalMs` (and at the end), so logs and notebooks stay readable.
  */
-import { inNotebook } from './display.js';
+import { inNotebook } from './runtime.js';
 
 /** Options of `Progress` (all optional there). */
 export interface ProgressOptions {

@@ -7,11 +7,11 @@
  * step = forward + input and weight backward ≈ 3× forward (BN/ReLU/adds are not counted).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { createResNet18, type ResNet18 } from './model.js';
-import { pgd } from './attacks/pgd.js';
-import { trainStep } from './train.js';
-import { SGD } from './optim.js';
-import { mulberry32 } from './rng.js';
+import { createResNet18, type ResNet18 } from '../nn/model.js';
+import { pgd } from '../attacks/pgd.js';
+import { trainStep } from '../method/train.js';
+import { SGD } from '../nn/optim.js';
+import { mulberry32 } from '../util/rng.js';
 
 /** What `benchTask` times: a forward pass, one PGD step (input gradient), or one SGD step (weight gradients). */
 export type BenchTask = 'inference' | 'pgd-step' | 'train-step';

@@ -13,12 +13,12 @@
  * clean augmented training data. After each epoch: clean and PGD accuracy on the evaluation
  * set; the model ends in the state of the best epoch (by clean accuracy by default).
  */
-import type { ResNet18, BNMode, StateSnapshot } from './model.js';
-import type { CifarData } from './data.js';
-import { SGD } from './optim.js';
+import type { ResNet18, BNMode, StateSnapshot } from '../nn/model.js';
+import type { CifarData } from '../data/cifar.js';
+import { SGD } from '../nn/optim.js';
 import { trainEpoch } from './train.js';
 import { evaluate, type EvaluationResult } from './evaluate.js';
-import type { PGDOptions } from './attacks/pgd.js';
+import type { PGDOptions } from '../attacks/pgd.js';
 
 /** Which BN layers re-estimate running statistics while fine-tuning: all, the selected ones, or none (see the file comment). */
 export type BNStatsPolicy = 'all' | 'selected' | 'none';

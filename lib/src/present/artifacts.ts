@@ -19,12 +19,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { VegaLiteSpec } from './charts.js';
-import { writeFileAtomic } from './checkpoint.js';
-import { repoRoot } from './data.js';
 import { showMarkdown, showPng, showTable } from './display.js';
-import { engineInfo } from './engine.js';
+import { engineInfo } from '../engine/engine.js';
 import { renderSvg, svgSize, svgToPng } from './render.js';
 import { tableColumns, tableRows, toCsv, toMarkdown, type TableLike, type TableOptions } from './table-format.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { reportDir } from '../util/paths.js';
 
 /** Format tag and version of manifest.json. */
 export const MANIFEST_FORMAT = 'rift-bn-artifacts';
@@ -105,10 +105,6 @@ function checkName(what: string, name: string): void {
   }
 }
 
-/** The report folder: `root`, else env RIFT_REPORT_DIR, else `<repo>/report`. */
-export function reportDir(root?: string): string {
-  return path.resolve(root ?? process.env.RIFT_REPORT_DIR ?? path.join(repoRoot(), 'report'));
-}
 
 /** Reads `<report>/<notebook>/manifest.json` (undefined if missing); throws on a malformed one. */
 export function readManifest(root: string, notebook: string): ArtifactManifest | undefined {

@@ -14,7 +14,7 @@
  * (`layout` says so), i.e. PyTorch's OIHW / [out,in] transposed.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { writeFileAtomic } from '../util/fs.js';
 import * as crypto from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { ResNet18, type ResNetConfig } from './model.js';
@@ -78,25 +78,6 @@ export interface SaveCheckpointOptions {
   extra: Record<string, unknown>;
   /** Additional float32 arrays saved beside the model state (e.g. 'optim/<var>' momentum buffers). */
   extraTensors: Record<string, { shape: number[]; values: Float32Array }>;
-}
-
-/** Writes `data` to `file` atomically: a temp file in the same folder, fsync, then rename. */
-export function writeFileAtomic(file: string, data: Buffer | string): void {
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 /** Serialises a model's full state (+ extras) to a Buffer in the format above. */

@@ -84,3 +84,45 @@ export function subsample(x: ArrayLike<number>, max: number, seed = 0): Float32A
   const idx = new Rng(seed).permutation(x.length);
   return Float32Array.from({ length: max }, (_, i) => x[idx[i]]);
 }
+
+/** One density curve: the values of a density on a grid. */
+export interface DensityCurve {
+  /** Name of the model / group (legend entry). */
+  series: string;
+  /** Grid points (ascending). */
+  x: ArrayLike<number>;
+  /** Density at each grid point (same length as x). */
+  density: ArrayLike<number>;
+}
+
+/**
+ * One common KDE grid for several samples: `size` points from the 0.1% to the 99.9% quantile of
+ * all values pooled (so every curve is drawn on the same x and extreme tails do not stretch it).
+ */
+export function pooledGrid(samples: ReadonlyArray<ArrayLike<number>>, size: number): Float64Array {
+  const pooled = Float64Array.from(samples.flatMap((s) => Array.from(s))).sort();
+  if (pooled.length < 2) throw new Error('pooledGrid: need at least 2 values');
+  const q = (p: number) => pooled[Math.floor(p * (pooled.length - 1))];
+  return linspace(q(0.001), q(0.999), size);
+}
+
+/** Options of densityCurves. */
+export interface DensityCurvesOptions {
+  /** Grid points. Default 256. */
+  gridSize?: number;
+  /** Grid range. Default: the 0.1%–99.9% quantiles of all samples pooled (one common grid). */
+  extent?: [number, number];
+  /** Kernel bandwidth. Default: Silverman's rule per series. */
+  bandwidth?: number;
+}
+
+/**
+ * Gaussian KDEs of raw samples per series on one common grid, ready for `kdeChart`
+ * (binned Gaussian KDE, Silverman bandwidth).
+ */
+export function densityCurves(samples: Readonly<Record<string, ArrayLike<number>>>, options: DensityCurvesOptions = {}): DensityCurve[] {
+  const names = Object.keys(samples);
+  if (names.length === 0) throw new Error('densityCurves: no samples');
+  const grid = options.extent ? linspace(options.extent[0], options.extent[1], options.gridSize ?? 256) : pooledGrid(names.map((n) => samples[n]), options.gridSize ?? 256);
+  return names.map((n) => ({ series: n, x: grid, density: gaussianKDE(samples[n], grid, options.bandwidth ?? silvermanBandwidth(samples[n])) }));
+}

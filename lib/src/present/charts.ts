@@ -13,7 +13,8 @@
  * Every spec carries CHART_CONFIG (DejaVu Sans, white background), so the SVG, the PNG and the
  * report look the same on every machine that has the font. Records are copied, never mutated.
  */
-import { gaussianKDE, linspace, silvermanBandwidth } from './kde.js';
+import type { DensityCurve } from '../util/kde.js';
+export type { DensityCurve } from '../util/kde.js';
 
 /** A vega-lite (top-level) spec as plain JSON. */
 export type VegaLiteSpec = Record<string, unknown>;
@@ -169,15 +170,6 @@ export interface BarChartOptions extends ChartOptions {
   marker?: string;
 }
 
-/** One density curve: the values of a density on a grid. */
-export interface DensityCurve {
-  /** Name of the model / group (legend entry). */
-  series: string;
-  /** Grid points (ascending). */
-  x: ArrayLike<number>;
-  /** Density at each grid point (same length as x). */
-  density: ArrayLike<number>;
-}
 
 /** Options of kdeChart. */
 export interface KdeChartOptions extends ChartOptions {
@@ -439,32 +431,4 @@ export function kdeChart(curves: readonly DensityCurve[], options: KdeChartOptio
     $schema: VEGA_LITE_SCHEMA, ...titles(options), data: { values: rows },
     width: options.width ?? DEFAULT_WIDTH, height: options.height ?? DEFAULT_HEIGHT, layer, config: CHART_CONFIG,
   };
-}
-
-/** Options of densityCurves. */
-export interface DensityCurvesOptions {
-  /** Grid points. Default 256. */
-  gridSize?: number;
-  /** Grid range. Default: the 0.1%–99.9% quantiles of all samples pooled (one common grid). */
-  extent?: [number, number];
-  /** Kernel bandwidth. Default: Silverman's rule per series. */
-  bandwidth?: number;
-}
-
-/**
- * Gaussian KDEs of raw samples per series on one common grid, ready for `kdeChart`
- * (uses kde.ts: binned Gaussian KDE, Silverman bandwidth).
- */
-export function densityCurves(samples: Readonly<Record<string, ArrayLike<number>>>, options: DensityCurvesOptions = {}): DensityCurve[] {
-  const names = Object.keys(samples);
-  if (names.length === 0) throw new Error('densityCurves: no samples');
-  let extent = options.extent;
-  if (!extent) {
-    const pooled = Float64Array.from(names.flatMap((n) => Array.from(samples[n]))).sort();
-    if (pooled.length < 2) throw new Error('densityCurves: need at least 2 values');
-    const q = (p: number) => pooled[Math.floor(p * (pooled.length - 1))];
-    extent = [q(0.001), q(0.999)];
-  }
-  const grid = linspace(extent[0], extent[1], options.gridSize ?? 256);
-  return names.map((n) => ({ series: n, x: grid, density: gaussianKDE(samples[n], grid, options.bandwidth ?? silvermanBandwidth(samples[n])) }));
 }

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
-import { DATASET_FOLDERS, OFFICIAL_MD5, type DatasetName } from './data.js';
+import { DATASET_FOLDERS, OFFICIAL_MD5, type DatasetName } from './cifar.js';
 
 /** Where an official archive comes from and what it must contain. */
 export interface DatasetSource {

@@ -17,8 +17,8 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from './checkpoint.js';
-import { repoRoot } from './data.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { defaultCacheDir } from '../util/paths.js';
 
 /**
  * Canonical JSON of a value, for hashing: object keys sorted (recursively, by UTF-16 code
@@ -81,10 +81,6 @@ export function hashKey(value: unknown): string {
   return crypto.createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 16);
 }
 
-/** Default cache directory: <repo>/data/cache/experiments. */
-export function defaultCacheDir(): string {
-  return path.join(repoRoot(), 'data', 'cache', 'experiments');
-}
 
 /** What is stored in <kind>/<key>.json around the caller's record. */
 export interface CacheEnvelope<T = unknown> {

@@ -5,7 +5,7 @@
  * from the artifact manifests, and joins executed notebooks into one for the HTML/PDF report.
  */
 import type { ArtifactManifest } from './artifacts.js';
-import { PROGRESS_LINE } from './progress.js';
+import { PROGRESS_LINE } from '../util/progress.js';
 
 /** The subset of nbformat 4 used here. */
 export interface NotebookJson {

@@ -4,10 +4,10 @@
  * accuracy whose robust accuracy is at least the base's minus a tolerance (0.1 points).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResNet18, StateSnapshot } from './model.js';
-import type { CifarData } from './data.js';
+import type { ResNet18, StateSnapshot } from '../nn/model.js';
+import type { CifarData } from '../data/cifar.js';
 import { evaluate } from './evaluate.js';
-import type { PGDOptions } from './attacks/pgd.js';
+import type { PGDOptions } from '../attacks/pgd.js';
 
 /** Writes (1−α)·a + α·b into `model` for every key of `a` (which `b` must also hold). */
 export function interpolateInto(model: ResNet18, a: StateSnapshot, b: StateSnapshot, alpha: number): void {

@@ -6,13 +6,13 @@
  * rate × size; the measured sample size is part of every record so the reader can judge it.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { createResNet18, type ResNet18 } from './model.js';
-import { loadCifar, subsetIndices, type CifarData } from './data.js';
-import { trainEpoch } from './train.js';
-import { evaluate } from './evaluate.js';
-import { makeAdversarialSet, computeMRC } from './mrc.js';
-import { SGD } from './optim.js';
-import type { PGDOptions } from './attacks/pgd.js';
+import { createResNet18, type ResNet18 } from '../nn/model.js';
+import { loadCifar, subsetIndices, type CifarData } from '../data/cifar.js';
+import { trainEpoch } from '../method/train.js';
+import { evaluate } from '../method/evaluate.js';
+import { makeAdversarialSet, computeMRC } from '../method/mrc.js';
+import { SGD } from '../nn/optim.js';
+import type { PGDOptions } from '../attacks/pgd.js';
 import type { ExperimentConfig } from './config.js';
 
 /** A timed pipeline stage: PGD-AT epoch, PGD or clean evaluation, MRC of one module, fine-tuning epoch (one BN layer or all). */

@@ -4,14 +4,14 @@
  * trainer built on top of it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResNet18 } from './model.js';
-import type { CifarData } from './data.js';
-import { makeBatch, batchIndices } from './data.js';
-import { crossEntropy, correctMask } from './losses.js';
-import { pgd, type PGDOptions } from './attacks/pgd.js';
-import { SGD } from './optim.js';
-import { Rng } from './rng.js';
-import { Progress, type ProgressOptions } from './progress.js';
+import type { ResNet18 } from '../nn/model.js';
+import type { CifarData } from '../data/cifar.js';
+import { makeBatch, batchIndices } from '../data/cifar.js';
+import { crossEntropy, correctMask } from '../nn/losses.js';
+import { pgd, type PGDOptions } from '../attacks/pgd.js';
+import { SGD } from '../nn/optim.js';
+import { Rng } from '../util/rng.js';
+import { Progress, type ProgressOptions } from '../util/progress.js';
 
 /** Options of `trainStep`: clean training or PGD-AT. */
 export interface TrainStepOptions {

@@ -16,12 +16,12 @@
  * perturb → restore of the one module).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResNet18, ModuleKind } from './model.js';
-import type { CifarData } from './data.js';
-import { makeBatch, batchIndices, subsetIndices } from './data.js';
-import { pgd, DEFAULT_PGD, type PGDOptions } from './attacks/pgd.js';
-import { crossEntropy, correctMask } from './losses.js';
-import { Progress, type ProgressOptions } from './progress.js';
+import type { ResNet18, ModuleKind } from '../nn/model.js';
+import type { CifarData } from '../data/cifar.js';
+import { makeBatch, batchIndices, subsetIndices } from '../data/cifar.js';
+import { pgd, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
+import { crossEntropy, correctMask } from '../nn/losses.js';
+import { Progress, type ProgressOptions } from '../util/progress.js';
 
 /** Which modules are candidates: RiFT ranks Conv/Linear; RiFT with BN adds BatchNorm. */
 export type CandidateSet = 'conv+linear' | 'conv+linear+bn';

@@ -4,16 +4,16 @@
  * here is hard-coded about the outcome: every sentence is chosen by comparing numbers, and a
  * claim the records cannot decide (too few epochs, identical curves) says so.
  */
-import { decodeBits, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from './experiments.js';
+import { decodeBits, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from '../experiments/experiments.js';
 import type { Table1Row } from './tables.js';
 import { LAYER_TYPE_LABELS, METHOD_LABELS, attackLabel, evalImagesLabel } from './tables.js';
 import { PAPER_RIFT, PAPER_TABLE1, paperBase } from './paper.js';
-import { resolveConfig, type ExperimentConfig } from './config.js';
-import { pairedComparison, summarizeSeeds, formatDeltaCI, formatP, type PairedComparison } from './stats.js';
-import type { LayerTypeMode } from './finetune.js';
-import type { EpochMetrics } from './adversarial-training.js';
-import { describeSplit, type CifarData } from './data.js';
-import { formatDuration } from './progress.js';
+import { resolveConfig, type ExperimentConfig } from '../experiments/config.js';
+import { pairedComparison, summarizeSeeds, formatDeltaCI, formatP, type PairedComparison } from '../util/stats.js';
+import type { LayerTypeMode } from '../method/finetune.js';
+import type { EpochMetrics } from '../experiments/adversarial-training.js';
+import { describeSplit, type CifarData } from '../data/cifar.js';
+import { formatDuration } from '../util/progress.js';
 
 /** A claim of the paper beside what our records show. */
 export type Verdict = {
