@@ -1,6 +1,6 @@
 /** `npm run evaluate -- --checkpoint <file> [options]`: clean and PGD accuracy of a checkpoint (`--help` lists the options). */
 import { initEngine } from '../lib/src/engine/engine.js';
-import { loadCifar, subsetIndices, describeSplit, DATASET_NAMES, type DatasetName } from '../lib/src/data/cifar.js';
+import { loadCifar, fixedSubset, describeSplit, DATASET_NAMES, type DatasetName } from '../lib/src/data/cifar.js';
 import { loadModel, readCheckpoint, checkpointHash } from '../lib/src/nn/checkpoint.js';
 import { evaluate, formatEvaluation } from '../lib/src/method/evaluate.js';
 import { runMain, backendArg, parseCli, intArg, numberArg, choiceArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
@@ -43,7 +43,7 @@ runMain(async () => {
   }
   if (nArg !== undefined && nArg > data.n) throw new Error(`--n ${nArg} exceeds the ${data.n} test images of ${describeSplit(data)}`);
   const n = nArg ?? data.n;
-  const indices = n < data.n ? subsetIndices(data, { n }) : undefined;
+  const indices = fixedSubset(data, n);
   const engine = await initEngine({ backend: backendArg(values.backend) });
   const { model, checkpoint } = loadModel(values.checkpoint);
   console.log(`backend ${engine.backend} (${engine.threads} threads); ${values.checkpoint}; ${describeSplit(data)}; ${indices ? `fixed balanced subset of ${n}` : `all ${data.n}`} evaluated`);

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { initEngine } from '../lib/src/engine/engine.js';
 import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js';
-import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, baseModelIdentity, architectureLabel, type Method } from '../lib/src/experiments/experiments.js';
+import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, baseModelIdentity, architectureLabel, finalScore, type Method } from '../lib/src/experiments/experiments.js';
 import { runCheckpointPath } from '../lib/src/experiments/adversarial-training.js';
 import type { LayerTypeMode } from '../lib/src/method/finetune.js';
 import { formatDelta } from '../lib/src/util/stats.js';
@@ -72,7 +72,7 @@ runMain(async () => {
       for (const k of ks) {
         for (const m of methods) {
           const r = await runRift(inp, m, k, seed);
-          const f = r.interpolated ?? r.raw;
+          const f = finalScore(r);
           console.log(`k=${k} ${m.padEnd(7)} clean ${f.clean.toFixed(2)} ${formatDelta(f.vsBase.clean)} | robust ${f.robust.toFixed(2)} ${formatDelta(f.vsBase.robust)}`);
         }
       }

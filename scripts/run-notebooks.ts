@@ -21,14 +21,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readManifest, type ArtifactManifest } from '../lib/src/present/artifacts.js';
 import { PROFILE_NAMES } from '../lib/src/experiments/config.js';
-import {
-  combineNotebooks, formatFailures, formatSeconds, notebookFailures, stripExternalScripts, summaryMarkdown,
-  type NotebookJson, type NotebookRun, type RunInfo,
-} from '../lib/src/present/report.js';
+import { combineNotebooks, formatFailures, notebookFailures, stripExternalScripts, summaryMarkdown, type NotebookJson, type NotebookRun, type RunInfo } from '../lib/src/present/report.js';
 import { runMain, parseCli, choiceArg, numberArg, type CliSpec, type CliOption } from './cli.js';
 import { ensureKernel, jupyterEnv, jupyterMissing } from './jupyter.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
 import { repoRoot } from '../lib/src/util/paths.js';
+import { formatSeconds } from '../lib/src/util/format.js';
 
 const ROOT = repoRoot();
 

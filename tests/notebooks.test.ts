@@ -4,7 +4,7 @@
  * whose cell throws (or writes to stderr) fails the run with the cell's own message.
  *
  * With RIFT_REQUIRE_JUPYTER=1 (set by .ci/run) or RIFT_ALL_NOTEBOOKS=1 it also runs EVERY
- * notebook on the smoke profile, so that none can rot (issue 5, item 4).
+ * notebook on the smoke profile, so that none can rot.
  *
  * Needs Jupyter (Debian's jupyter-nbconvert, installed by scripts/setup.sh): skipped with a
  * reason when it is missing, unless RIFT_REQUIRE_JUPYTER=1, which makes a missing Jupyter —

@@ -4,10 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import * as assert from 'node:assert/strict';
-import {
-  attackLabel, evalConfigLabel, layerTypeCurveRows, layerTypeDeltaRows, layerTypeTableRows, mrcRows, mrcSelectionRows, scoreCells, deltaBars,
-  table1DisplayRows, table1DetailRows, table1DeltaBars, seedCells, type Table1Row,
-} from '../lib/src/analysis/tables.js';
+import { evalConfigLabel, layerTypeCurveRows, layerTypeDeltaRows, layerTypeTableRows, mrcRows, mrcSelectionRows, scoreCells, deltaBars, table1DisplayRows, table1DetailRows, table1DeltaBars, seedCells, type Table1Row } from '../lib/src/analysis/tables.js';
 import {
   layerTypeVerdicts, layerTypeReading, table1Reading, methodComparisons, methodComparisonCells, kdeVerdict, kdeReading,
   bnPolicyReading, interpolationReading, restartsReading, seedReading, baseReading, mrcReading, binomialSE,
@@ -17,6 +14,7 @@ import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type
 import { pairedComparison } from '../lib/src/util/stats.js';
 import { resolveConfig } from '../lib/src/experiments/config.js';
 import { PAPER_TABLE1 } from '../lib/src/analysis/paper.js';
+import { attackLabel } from '../lib/src/util/format.js';
 
 const attack = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 };
 

@@ -8,6 +8,7 @@ export * as tf from '@tensorflow/tfjs-core';
 export * from './util/paths.js';
 export * from './util/fs.js';
 export * from './util/runtime.js';
+export * from './util/format.js';
 export * from './util/rng.js';
 export * from './util/progress.js';
 export * from './util/stats.js';

@@ -4,16 +4,16 @@
  * here is hard-coded about the outcome: every sentence is chosen by comparing numbers, and a
  * claim the records cannot decide (too few epochs, identical curves) says so.
  */
-import { decodeBits, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from '../experiments/experiments.js';
+import { decodeBits, finalScore, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from '../experiments/experiments.js';
 import type { Table1Row } from './tables.js';
-import { LAYER_TYPE_LABELS, METHOD_LABELS, attackLabel, evalImagesLabel } from './tables.js';
+import { LAYER_TYPE_LABELS, METHOD_LABELS, evalImagesLabel } from './tables.js';
 import { PAPER_RIFT, PAPER_TABLE1, paperBase } from './paper.js';
 import { resolveConfig, type ExperimentConfig } from '../experiments/config.js';
-import { pairedComparison, summarizeSeeds, formatDeltaCI, formatP, type PairedComparison } from '../util/stats.js';
+import { pairedComparison, summarizeSeeds, formatDeltaCI, formatMeanStd, formatP, type PairedComparison } from '../util/stats.js';
 import type { LayerTypeMode } from '../method/finetune.js';
 import type { EpochMetrics } from '../experiments/adversarial-training.js';
 import { describeSplit, type CifarData } from '../data/cifar.js';
-import { formatDuration } from '../util/progress.js';
+import { attackLabel, formatDuration, signed } from '../util/format.js';
 
 /** A claim of the paper beside what our records show. */
 export type Verdict = {
@@ -23,7 +23,7 @@ export type Verdict = {
 };
 
 const f2 = (x: number) => x.toFixed(2);
-const sgn = (x: number) => (x >= 0 ? `+${x.toFixed(2)}` : x.toFixed(2));
+const sgn = (x: number) => signed(x);
 const includes0 = (ci: readonly [number, number]) => ci[0] <= 0 && ci[1] >= 0;
 const withinNoise = (ci: readonly [number, number]) => (includes0(ci) ? ' (within noise: the interval includes 0)' : '');
 
@@ -176,7 +176,7 @@ export function methodComparisons(records: readonly Pick<RiftRecord, 'k' | 'seed
   for (const a of records.filter((r) => r.method === 'rift')) {
     const b = records.find((r) => r.method === 'rift-bn' && r.k === a.k && r.seed === a.seed);
     if (!b) continue;
-    const fa = a.interpolated ?? a.raw, fb = b.interpolated ?? b.raw;
+    const fa = finalScore(a), fb = finalScore(b);
     out.push({
       k: a.k, seed: a.seed,
       robust: pairedComparison(decodeBits(fa.robustBits), decodeBits(fb.robustBits)),
@@ -301,7 +301,7 @@ export function pairedScores(a: Pick<ModelScore, 'cleanBits' | 'robustBits'>, b:
  */
 export function bnPolicyReading(runs: ReadonlyArray<{ policy: string; record: Pick<RiftRecord, 'raw' | 'interpolated' | 'modules' | 'k'> }>, bnModules: readonly string[], reference = 'selected'): string {
   if (runs.length === 0) return '_No runs._';
-  const fin = (r: (typeof runs)[number]) => r.record.interpolated ?? r.record.raw;
+  const fin = (r: (typeof runs)[number]) => finalScore(r.record);
   const best = (key: 'robust' | 'clean') => {
     const top = Math.max(...runs.map((r) => fin(r)[key]));
     const at = runs.filter((r) => fin(r)[key] === top);
@@ -349,12 +349,12 @@ export function seedReading(records: readonly Pick<RiftRecord, 'method' | 'k' | 
   if (records.length === 0) return '_No seed records._';
   const seeds = [...new Set(records.map((r) => r.seed))].sort((a, b) => a - b);
   const ks = [...new Set(records.map((r) => r.k))];
-  const ms = (xs: number[]) => { const s = summarizeSeeds(xs); return `${sgn(s.mean)}${s.n > 1 ? ` ± ${f2(s.std)}` : ''}`; };
+  const ms = (xs: number[]) => formatMeanStd(summarizeSeeds(xs), 2, true);
   const lines = [`**Reading (computed from the records).** k = ${ks.join(', ')}, fine-tuning seeds ${seeds.join(', ')} (mean ± std over seeds, points vs base):`, ''];
   for (const m of ['rift', 'rift-bn'] as const) {
     const rs = records.filter((r) => r.method === m);
     if (!rs.length) continue;
-    const fin = rs.map((r) => r.interpolated ?? r.raw);
+    const fin = rs.map(finalScore);
     const kept = rs.filter((r) => r.interpolated && r.interpolated.alpha > 0).length;
     lines.push(`- ${METHOD_LABELS[m]}: final Δ clean ${ms(fin.map((f) => f.vsBase.clean.delta))}, Δ robust ${ms(fin.map((f) => f.vsBase.robust.delta))}; ` +
       `raw (before interpolation) Δ clean ${ms(rs.map((r) => r.raw.vsBase.clean.delta))}, Δ robust ${ms(rs.map((r) => r.raw.vsBase.robust.delta))}; ` +

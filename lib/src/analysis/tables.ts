@@ -3,13 +3,13 @@
  * notebooks / charts.ts): Table 1, the Figure 1/2 curves, the MRC ranking and selections,
  * Δ-vs-base cells and bars.
  */
-import { decodeBits, METHOD_CANDIDATES, type BaseRecord, type RiftRecord, type Method, type LayerTypeRecord, type MRCRecord, type ModelScore } from '../experiments/experiments.js';
+import { decodeBits, finalScore, METHOD_CANDIDATES, type BaseRecord, type RiftRecord, type Method, type LayerTypeRecord, type MRCRecord, type ModelScore } from '../experiments/experiments.js';
 import { summarizeSeeds, multiSeedDelta, formatCI, formatDeltaCI, formatP } from '../util/stats.js';
 import { PAPER_TABLE1 } from './paper.js';
 import { selectLowest } from '../method/mrc.js';
-import type { AttackConfig } from '../experiments/config.js';
 import type { LayerTypeMode } from '../method/finetune.js';
 import type { ModuleKind } from '../nn/model.js';
+import { attackLabel } from '../util/format.js';
 
 /**
  * One row of Table 1 (a k and a method): accuracies in percent (mean over seeds), Δ vs base with 95% interval and McNemar p,
@@ -49,7 +49,7 @@ export function table1Rows(records: readonly RiftRecord[], base: BaseRecord): Ta
   const rows: Table1Row[] = [];
   for (const [key, rs] of groups) {
     const [k, method] = [Number(key.split('|')[0]), key.split('|')[1] as Method];
-    const fin = rs.map((r) => r.interpolated ?? r.raw);
+    const fin = rs.map(finalScore);
     const c = summarizeSeeds(fin.map((f) => f.clean)), rb = summarizeSeeds(fin.map((f) => f.robust));
     const one = fin.length === 1 ? fin[0] : null;
     const dc = one ? one.vsBase.clean : multiSeedDelta(decodeBits(base.cleanBits), fin.map((f) => decodeBits(f.cleanBits)));
@@ -87,10 +87,6 @@ export function evalConfigLabel(e: { n: number | null; cleanN: number | null }, 
   return evalImagesLabel({ n: e.n ?? testSize, cleanN: e.cleanN ?? testSize });
 }
 
-/** An attack's short name: 'PGD-10', or 'PGD-10×3' with 3 restarts. */
-export function attackLabel(a: Pick<AttackConfig, 'steps' | 'restarts'>): string {
-  return `PGD-${a.steps}${a.restarts > 1 ? `×${a.restarts}` : ''}`;
-}
 
 /** Panel names of Figures 1/2: the paper's "Normal" (clean) and "Adv" (under the records' own attack). */
 export function layerTypePanels(records: readonly Pick<LayerTypeRecord, 'eval'>[]): { clean: string; robust: string } {
@@ -237,7 +233,7 @@ export function deltaBars(labels: Record<string, unknown>, s: Pick<ModelScore, '
 export function seedCells(records: readonly Pick<RiftRecord, 'method' | 'seed' | 'raw' | 'interpolated'>[]): Array<Record<string, string | number>> {
   const cell = (c: ModelScore['vsBase']['clean']) => formatDeltaCI(c.delta, c.ci);
   return [...records].sort((a, b) => (a.method === b.method ? a.seed - b.seed : a.method === 'rift' ? -1 : 1)).map((r) => {
-    const f = r.interpolated ?? r.raw;
+    const f = finalScore(r);
     return {
       method: METHOD_LABELS[r.method], seed: r.seed, α: r.interpolated ? r.interpolated.alpha : 'off',
       'final Δ clean [95% CI]': cell(f.vsBase.clean), 'final Δ robust [95% CI]': cell(f.vsBase.robust),

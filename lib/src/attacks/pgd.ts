@@ -34,6 +34,16 @@ export interface PGDOptions {
   training: boolean;
 }
 
+/**
+ * The attack seed of batch `batch` of a pass over a dataset: seed + batch·restarts (mod 2^32),
+ * so restart r of batch b starts from seed + b·restarts + r and no two (batch, restart) pairs
+ * share a random start. Every pass that attacks batch by batch (evaluation, MRC's adversarial
+ * set, PGD-AT, Figure 3's inputs) uses this one rule.
+ */
+export function batchAttackSeed(seed: number, batch: number, restarts: number): number {
+  return (seed + batch * restarts) >>> 0;
+}
+
 /** PGD defaults (PGD-10): eps 8/255, alpha 2/255, 10 steps, random start, 1 restart, seed 0, inference mode. */
 export const DEFAULT_PGD: PGDOptions = {
   eps: 8 / 255,

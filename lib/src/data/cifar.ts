@@ -503,6 +503,20 @@ export function subsetIndices(data: Pick<CifarData, 'labels' | 'numClasses'>, op
   return out;
 }
 
+/**
+ * The fixed subset every stage uses for a size setting (`eval.n`, `advTrain.trainN`, ...):
+ * the class-balanced `subsetIndices` of n, or undefined — every record — when n is null or not
+ * below data.n. One rule, so a training, an evaluation and a report can never pick different images.
+ */
+export function fixedSubset(data: Pick<CifarData, 'labels' | 'numClasses'>, n: number | null): Int32Array | undefined {
+  return n === null || n >= data.labels.length ? undefined : subsetIndices(data, { n });
+}
+
+/** `fixedSubset` as an explicit index list (0..data.n-1 when it is every record). */
+export function fixedSubsetIndices(data: Pick<CifarData, 'labels' | 'numClasses'>, n: number | null): Int32Array {
+  return fixedSubset(data, n) ?? Int32Array.from({ length: data.labels.length }, (_, i) => i);
+}
+
 /** A crop-and-flip draw: top-left corner of the crop in the padded image, and the flip. */
 export interface CropFlip {
   top: number;

@@ -165,15 +165,6 @@ function activeOnednnBackend(): OnednnBackend | undefined {
   }
 }
 
-/**
- * Drops the cached oneDNN primitives and scratch memory and the free buffers of the output pool
- * (all are rebuilt on demand). Live tensors are not affected.
- */
-export function clearOnednnCache(): void {
-  addon?.clearCache();
-  activeOnednnBackend()?.clearPool();
-}
-
 /** Counters of the output-buffer pool of the 'onednn' backend, if it was initialised. */
 export function onednnPoolStats(): PoolStats | undefined {
   return activeOnednnBackend()?.poolStats();

@@ -15,16 +15,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createResNet18 } from '../nn/model.js';
-import { loadCifar, subsetIndices, describeSplit } from '../data/cifar.js';
+import { loadCifar, fixedSubset, describeSplit } from '../data/cifar.js';
 import { SGD } from '../nn/optim.js';
 import { trainEpoch } from '../method/train.js';
 import { evaluate } from '../method/evaluate.js';
 import { readCheckpoint, loadCheckpointInto, saveCheckpoint, type Provenance } from '../nn/checkpoint.js';
 import { lrAt, type ExperimentConfig } from './config.js';
 import { engineInfo } from '../engine/engine.js';
-import { formatDuration } from '../util/progress.js';
 import { baseRunDir } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { formatDuration } from '../util/format.js';
 
 /**
  * One completed PGD-AT epoch (a metrics.jsonl line): lr, mean step loss on adversarial batches, clean and robust (evalAttack)
@@ -124,8 +124,8 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
   // write, so a failed start leaves the folder as it was.
   const train = loadCifar({ dataset: config.dataset, split: 'train' });
   const test = loadCifar({ dataset: config.dataset, split: 'test' });
-  const trainIdx = t.trainN === null || t.trainN >= train.n ? undefined : subsetIndices(train, { n: t.trainN });
-  const evalIdx = t.evalN === null || t.evalN >= test.n ? undefined : subsetIndices(test, { n: t.evalN });
+  const trainIdx = fixedSubset(train, t.trainN);
+  const evalIdx = fixedSubset(test, t.evalN);
   const model = createResNet18({ width: t.width, numClasses: train.numClasses }, t.seed);
   const opt = new SGD(model.trainableVariables(), { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
   const keyOf = new Map(model.stateKeys().map((k) => [model.variable(k).name, k]));

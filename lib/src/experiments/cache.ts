@@ -1,5 +1,5 @@
 /**
- * Experiments as data (issue 4, item 6): every run returns a plain JSON record (config,
+ * Experiments as data: every run returns a plain JSON record (config,
  * input checkpoint hash, seed, backend, wall times, metrics, curves) stored under a key that
  * is a hash of what determines the result, so a rerun reuses finished work and resumes
  * unfinished work.

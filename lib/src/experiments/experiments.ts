@@ -7,7 +7,7 @@
  * a hash of everything that determines the result. Rerunning reuses finished records; MRC
  * resumes module by module.
  */
-import { loadCifar, subsetIndices, describeSplit, NUM_CLASSES, type CifarData, makeBatch, batchIndices } from '../data/cifar.js';
+import { loadCifar, fixedSubset, fixedSubsetIndices, describeSplit, NUM_CLASSES, type CifarData, makeBatch, batchIndices } from '../data/cifar.js';
 import { loadModel, checkpointHash, readCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import { evaluate } from '../method/evaluate.js';
 import { makeAdversarialSet, lossAndAccuracy, moduleMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from '../method/mrc.js';
@@ -20,7 +20,7 @@ import type { ExperimentConfig } from './config.js';
 import type { ResNet18 } from '../nn/model.js';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { pgd } from '../attacks/pgd.js';
+import { pgd, batchAttackSeed } from '../attacks/pgd.js';
 import { gaussianKDE, silvermanBandwidth, pooledGrid, wasserstein1, meanStd, subsample } from '../util/kde.js';
 
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
@@ -168,6 +168,14 @@ export interface RiftRecord extends Common {
   rawModelFile: string;
 }
 
+/**
+ * The final model of a top-k run: the interpolated one when interpolation ran, else the
+ * fine-tuned one. Every table, reading and chart asks here, so none can pick another.
+ */
+export function finalScore<S>(r: { raw: S; interpolated: (S & object) | null }): S {
+  return r.interpolated ?? r.raw;
+}
+
 /** Cached layer-type fine-tuning run (BN-only, Conv/Linear-only or Full) of Figures 1/2 for one seed. */
 export interface LayerTypeRecord extends Common {
   kind: 'layer-type';
@@ -209,11 +217,10 @@ interface Loaded extends EvalInputs {
 
 /** The fixed evaluation subsets of `eval.n` (attacked) and `eval.cleanN` (clean; undefined when the same set). */
 function evalSubsets(c: ExperimentConfig, test: CifarData): { evalIdx: Int32Array | undefined; cleanIdx: Int32Array | undefined } {
-  const subset = (n: number | null) => (n === null || n >= test.n ? undefined : subsetIndices(test, { n }));
-  const evalIdx = subset(c.eval.n);
-  const cleanSubset = subset(c.eval.cleanN);
+  const evalIdx = fixedSubset(test, c.eval.n);
+  const cleanSubset = fixedSubset(test, c.eval.cleanN);
   const sameSet = (cleanSubset === undefined && evalIdx === undefined) || (cleanSubset !== undefined && evalIdx !== undefined && cleanSubset.length === evalIdx.length);
-  return { evalIdx, cleanIdx: sameSet ? undefined : cleanSubset ?? Int32Array.from({ length: test.n }, (_, i) => i) };
+  return { evalIdx, cleanIdx: sameSet ? undefined : cleanSubset ?? fixedSubsetIndices(test, null) };
 }
 
 /** What evaluating a checkpoint needs: the test split only (a base evaluation works without the train file). */
@@ -229,7 +236,7 @@ function loadInputs(inp: ExperimentInputs): Loaded {
   const train = loadCifar({ dataset: c.dataset, split: 'train' });
   return {
     ...e, train, data: { ...e.data, train: describeSplit(train) },
-    trainIdx: c.finetune.trainN === null || c.finetune.trainN >= train.n ? undefined : subsetIndices(train, { n: c.finetune.trainN }),
+    trainIdx: fixedSubset(train, c.finetune.trainN),
   };
 }
 
@@ -363,7 +370,7 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
         interpSeconds = (Date.now() - t0) / 1000;
       }
       saveCheckpoint(modelFile, model, provenance(interpolated ? `interpolated, α = ${interpolated.alpha}` : 'fine-tuned'));
-      const fin = interpolated ?? raw;
+      const fin = finalScore({ raw, interpolated });
       log(inp)(`${method} k=${k} seed ${seed} [${modules.join(', ')}]: clean ${fin.clean.toFixed(2)}% (Δ ${fin.vsBase.clean.delta.toFixed(2)}) robust ${fin.robust.toFixed(2)}% (Δ ${fin.vsBase.robust.delta.toFixed(2)})${interpolated ? ` at α=${interpolated.alpha}` : ''}`);
       return {
         ...common(inp, ctx.key, d, { finetune: ftSeconds, interpolation: interpSeconds }), kind: 'rift', method, k, seed, modules, bnStats,
@@ -474,7 +481,7 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
   const r = await cache.getOrCompute<KDERecord>('bn-kde', material, async (ctx) => {
     const t0 = Date.now();
     const test = d.test;
-    const idx = subsetIndices(test, { n: Math.min(o.n, test.n) });
+    const idx = fixedSubsetIndices(test, o.n);
     const pick = (r: RiftRecord) => (o.models === 'raw' ? r.rawModelFile : r.modelFile);
     const files = { init: inp.checkpoint, RiFT: pick(rift), 'RiFT with BN': pick(riftBN) } as const;
     for (const f of Object.values(files)) if (!fs.existsSync(f)) throw new Error(`bn-kde: model file ${f} is missing; delete its record under ${cache.path('rift', 'x').replace(/x\.json$/, '')} to recompute it`);
@@ -487,7 +494,7 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
           const chunks: Float32Array[] = [];
           for (const [b, batch] of batchIndices(idx, { batchSize: c.eval.batchSize }).entries()) {
             const { x, y } = makeBatch(test, batch);
-            const xa = pgd(o.advSource === 'base' ? base : m, x, y, { ...c.eval.attack, seed: c.eval.attack.restarts * b });
+            const xa = pgd(o.advSource === 'base' ? base : m, x, y, { ...c.eval.attack, seed: batchAttackSeed(0, b, c.eval.attack.restarts) });
             const out = m.bnOutput(xa, layer);
             chunks.push(out.dataSync() as Float32Array);
             tf.dispose([x, y, xa, out]);

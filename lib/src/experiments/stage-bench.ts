@@ -14,6 +14,7 @@ import { makeAdversarialSet, computeMRC } from '../method/mrc.js';
 import { SGD } from '../nn/optim.js';
 import type { PGDOptions } from '../attacks/pgd.js';
 import type { ExperimentConfig } from './config.js';
+import { attackLabel } from '../util/format.js';
 
 /** A timed pipeline stage: PGD-AT epoch, PGD or clean evaluation, MRC of one module, fine-tuning epoch (one BN layer or all). */
 export type StageName = 'pgd-at-epoch' | 'eval-pgd' | 'eval-clean' | 'mrc-module' | 'finetune-epoch-bn' | 'finetune-epoch-full';
@@ -88,7 +89,7 @@ export async function benchStages(config: ExperimentConfig, options: Partial<Sta
           if (o.warmup) await evaluate(model, test, { indices: idx.slice(0, Math.min(idx.length, config.eval.batchSize)), attack, batchSize: config.eval.batchSize, progress: false });
           const ev = await evaluate(model, test, { indices: idx, attack, batchSize: config.eval.batchSize, progress: false });
           const size = (pgd ? config.eval.n : config.eval.cleanN) ?? test.n;
-          out.push(timing(stage, pgd ? `${size} test images, PGD-${config.eval.attack.steps}×${config.eval.attack.restarts}` : `${size} test images, clean`, idx.length, ev.seconds, size));
+          out.push(timing(stage, pgd ? `${size} test images, ${attackLabel(config.eval.attack)}` : `${size} test images, clean`, idx.length, ev.seconds, size));
           break;
         }
         case 'mrc-module': {

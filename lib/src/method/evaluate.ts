@@ -7,8 +7,9 @@ import type { Classifier } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
 import { makeBatch, batchIndices } from '../data/cifar.js';
 import { correctMask } from '../nn/losses.js';
-import { pgd, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
+import { pgd, batchAttackSeed, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
 import { Progress, type ProgressOptions } from '../util/progress.js';
+import { attackLabel } from '../util/format.js';
 
 /** Options of `evaluate`; defaults in DEFAULT_EVALUATE. */
 export interface EvaluateOptions {
@@ -100,7 +101,7 @@ export async function evaluate(
         logits.dispose();
       }
       if (attack && robust) {
-        const xAdv = pgd(model, x, y, { ...attack, seed: attack.seed + k * attack.restarts });
+        const xAdv = pgd(model, x, y, { ...attack, seed: batchAttackSeed(attack.seed, k, attack.restarts) });
         const advLogits = model.forward(xAdv);
         robust.set(correctMask(advLogits, y), done);
         tf.dispose([xAdv, advLogits]);
@@ -137,6 +138,6 @@ function sum(a: Uint8Array, upto: number): number {
 /** One line summarising an evaluation, e.g. "clean 61.20% (612/1000)  PGD-10 31.00% (310/1000)". */
 export function formatEvaluation(r: EvaluationResult): string {
   const acc = (a: AccuracyRecord) => `${a.accuracy.toFixed(2)}% (${a.correct}/${a.total})`;
-  const attack = r.attack ? `  PGD-${r.attack.steps}${r.attack.restarts > 1 ? `x${r.attack.restarts}` : ''} ${acc(r.robust!)}` : '';
+  const attack = r.attack ? `  ${attackLabel(r.attack)} ${acc(r.robust!)}` : '';
   return `clean ${acc(r.clean)}${attack}  [${r.n} images, ${r.seconds.toFixed(1)} s, ${r.imagesPerSecond.toFixed(1)} img/s]`;
 }

@@ -18,8 +18,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ResNet18, ModuleKind } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
-import { makeBatch, batchIndices, subsetIndices } from '../data/cifar.js';
-import { pgd, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
+import { makeBatch, batchIndices, fixedSubsetIndices } from '../data/cifar.js';
+import { pgd, batchAttackSeed, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
 import { crossEntropy, correctMask } from '../nn/losses.js';
 import { Progress, type ProgressOptions } from '../util/progress.js';
 
@@ -88,7 +88,7 @@ export interface AdversarialSetOptions {
 export async function makeAdversarialSet(model: ResNet18, data: CifarData, options: Partial<AdversarialSetOptions> = {}): Promise<AdversarialSet> {
   const o: AdversarialSetOptions = { n: null, attack: {}, batchSize: 256, progress: {}, ...options };
   const attack: PGDOptions = { ...DEFAULT_PGD, ...o.attack, training: false };
-  const indices = o.n === null || o.n >= data.n ? Int32Array.from({ length: data.n }, (_, i) => i) : subsetIndices(data, { n: o.n });
+  const indices = fixedSubsetIndices(data, o.n);
   const parts: tf.Tensor4D[] = [];
   const labels: tf.Tensor1D[] = [];
   const progress = o.progress === false ? undefined : new Progress('adversarial set', indices.length, { unit: 'img', ...o.progress });
@@ -97,7 +97,7 @@ export async function makeAdversarialSet(model: ResNet18, data: CifarData, optio
     const batches = batchIndices(indices, { batchSize: o.batchSize });
     for (let k = 0; k < batches.length; k++) {
       const { x, y } = makeBatch(data, batches[k]);
-      parts.push(pgd(model, x, y, { ...attack, seed: attack.seed + k }));
+      parts.push(pgd(model, x, y, { ...attack, seed: batchAttackSeed(attack.seed, k, attack.restarts) }));
       labels.push(y);
       x.dispose();
       done += batches[k].length;

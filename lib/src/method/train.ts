@@ -8,7 +8,7 @@ import type { ResNet18 } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
 import { makeBatch, batchIndices } from '../data/cifar.js';
 import { crossEntropy, correctMask } from '../nn/losses.js';
-import { pgd, type PGDOptions } from '../attacks/pgd.js';
+import { pgd, batchAttackSeed, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
 import { SGD } from '../nn/optim.js';
 import { Rng } from '../util/rng.js';
 import { Progress, type ProgressOptions } from '../util/progress.js';
@@ -100,7 +100,7 @@ export async function trainEpoch(model: ResNet18, opt: SGD, data: CifarData, opt
   for (let k = 0; k < batches.length; k++) {
     const { x, y } = makeBatch(data, batches[k], { augment: o.augment, rng: augRng });
     try {
-      const r = trainStep(model, opt, x, y, { attack: o.attack ? { ...o.attack, seed: (attackSeed + k) >>> 0 } : null });
+      const r = trainStep(model, opt, x, y, { attack: o.attack ? { ...o.attack, seed: batchAttackSeed(attackSeed, k, o.attack.restarts ?? DEFAULT_PGD.restarts) } : null });
       lossSum += r.loss;
       correct += r.correct;
       images += batches[k].length;

@@ -224,11 +224,6 @@ export class ResNet18 implements Classifier {
     return { tensors: m, dispose: () => m.forEach((t) => t.dispose()) };
   }
 
-  /** Copies of every entry of the named modules. The caller disposes the snapshot. */
-  snapshotModules(moduleNames: readonly string[]): StateSnapshot {
-    return this.snapshot(moduleNames.flatMap((n) => this.module(n).entries.map((e) => e.key)));
-  }
-
   /** Writes the snapshot's values back (the snapshot stays valid and owned by the caller). */
   restore(snapshot: StateSnapshot): void {
     this.write(snapshot.tensors);

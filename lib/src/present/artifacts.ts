@@ -1,5 +1,5 @@
 /**
- * Artifacts: where a notebook saves each figure and table for the report (issue 5, item 3).
+ * Artifacts: where a notebook saves each figure and table for the report.
  *
  *   const art = new rb.Artifacts('03-mrc', { profile });
  *   await art.figure('mrc-by-module', rb.barChart(rows, {...}), { caption: 'MRC per module' });

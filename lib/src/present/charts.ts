@@ -1,5 +1,5 @@
 /**
- * Chart specs: pure functions from plain records to vega-lite JSON (issue 5, item 2).
+ * Chart specs: pure functions from plain records to vega-lite JSON.
  *
  * Compute and show are separate layers: the experiments return plain records, these functions
  * turn records into a vega-lite spec (plain JSON, testable as JSON, nothing rendered), and

@@ -36,11 +36,6 @@ function tslabDisplay(): TslabDisplay | undefined {
   return (require(path.join(path.dirname(key), 'public.js')) as { display: TslabDisplay }).display;
 }
 
-/** Shows HTML in the notebook; elsewhere prints nothing (HTML is not for terminals). */
-export function showHtml(html: string): void {
-  tslabDisplay()?.html(html);
-}
-
 /** Shows Markdown in the notebook (rendered); elsewhere prints it. */
 export function showMarkdown(markdown: string): void {
   const d = tslabDisplay();

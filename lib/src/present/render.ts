@@ -113,13 +113,6 @@ function useFontMetrics(vega: VegaModule): void {
   };
 }
 
-let lastWarnings: string[] = [];
-
-/** Warnings vega-lite / vega gave for the last spec compiled or rendered (never printed). */
-export function renderWarnings(): readonly string[] {
-  return lastWarnings;
-}
-
 /** A vega/vega-lite logger that records warnings and throws errors, printing nothing. */
 function quietLogger(sink: string[]) {
   let level = 2;
@@ -150,9 +143,8 @@ function quietLogger(sink: string[]) {
 export async function compileSpec(spec: VegaLiteSpec): Promise<Record<string, unknown>> {
   const { vl } = await loadVega();
   // vega-lite logs its warnings (e.g. 'Maximum optimization runs reached') with console.warn, i.e. to
-  // stderr, which the notebook runner counts as a failed cell: keep them in lastWarnings instead.
-  lastWarnings = [];
-  const logger = quietLogger(lastWarnings);
+  // stderr, which the notebook runner counts as a failed cell: collect them silently instead.
+  const logger = quietLogger([]);
   const options = { logger } as unknown as Parameters<VegaLiteModule['compile']>[1];
   return vl.compile(spec as unknown as Parameters<VegaLiteModule['compile']>[0], options).spec as unknown as Record<string, unknown>;
 }
@@ -161,10 +153,9 @@ export async function compileSpec(spec: VegaLiteSpec): Promise<Record<string, un
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
   const { vega } = await loadVega();
   const compiled = await compileSpec(spec);
-  const warnings = lastWarnings;
   const view = new vega.View(vega.parse(compiled as Parameters<VegaModule['parse']>[0]), {
     renderer: 'none',
-    logger: quietLogger(warnings) as unknown as NonNullable<ConstructorParameters<VegaModule['View']>[1]>['logger'],
+    logger: quietLogger([]) as unknown as NonNullable<ConstructorParameters<VegaModule['View']>[1]>['logger'],
   });
   try {
     return await view.toSVG();

@@ -1,11 +1,12 @@
 /**
- * Report: the pure parts of running notebooks headlessly and gathering what they saved
- * (issue 5, item 3). `scripts/run-notebooks.ts` does the processes (nbconvert, Chromium) and
+ * Report: the pure parts of running notebooks headlessly and gathering what they saved.
+ * `scripts/run-notebooks.ts` does the processes (nbconvert, Chromium) and
  * the files; this module reads executed notebooks for failures, writes the summary Markdown
  * from the artifact manifests, and joins executed notebooks into one for the HTML/PDF report.
  */
 import type { ArtifactManifest } from './artifacts.js';
 import { PROGRESS_LINE } from '../util/progress.js';
+import { formatSeconds } from '../util/format.js';
 
 /** The subset of nbformat 4 used here. */
 export interface NotebookJson {
@@ -119,12 +120,6 @@ export interface RunInfo {
   notebooks: NotebookRun[];
 }
 
-/** Seconds as `1h 02m 03s` / `2m 03s` / `4.2 s`. */
-export function formatSeconds(s: number): string {
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = Math.round(s % 60);
-  return h > 0 ? `${h}h ${String(m).padStart(2, '0')}m ${String(r).padStart(2, '0')}s` : `${m}m ${String(r).padStart(2, '0')}s`;
-}
 
 function backendLine(manifests: readonly ArtifactManifest[]): string {
   const seen = new Map<string, string[]>();

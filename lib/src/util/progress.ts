@@ -4,6 +4,7 @@
  * `intervalMs` (and at the end), so logs and notebooks stay readable.
  */
 import { inNotebook } from './runtime.js';
+import { formatDuration } from './format.js';
 
 /** Options of `Progress` (all optional there). */
 export interface ProgressOptions {
@@ -16,14 +17,6 @@ export interface ProgressOptions {
   silent: boolean;
 }
 
-/** Seconds (rounded) as 'mm:ss', or 'h:mm:ss' from one hour; '--:--' when not finite; negatives count as 0. */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '--:--';
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-  const mm = String(m).padStart(2, '0'), ss = String(r).padStart(2, '0');
-  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
-}
 
 /**
  * Matches one line written by `Progress.update` ("<label> done/total (p%) … elapsed mm:ss ETA

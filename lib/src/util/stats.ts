@@ -1,5 +1,5 @@
 /**
- * Paired statistics for comparing two models on the same examples (issue 4, item 7).
+ * Paired statistics for comparing two models on the same examples.
  *
  * Every comparison with the base model is made on the same test examples, so the natural
  * data are two per-example correctness vectors (1 = correct) in the same example order.
@@ -15,6 +15,7 @@
  * Plain JS numbers only (no TF.js): the inputs are small and this runs in notebooks too.
  */
 import { Rng } from './rng.js';
+import { signed } from './format.js';
 
 /** The 2×2 table of paired outcomes; see the module comment for the cell names. */
 export interface PairedCounts {
@@ -377,16 +378,12 @@ export function summarizeSeeds(values: ArrayLike<number>): SeedSummary {
   return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : NaN, n };
 }
 
-/** "85.21 ± 0.13" (or "85.21" for a single seed), `digits` decimals (default 2). */
-export function formatMeanStd(s: SeedSummary, digits = 2): string {
-  return s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}` : s.mean.toFixed(digits);
+/** "85.21 ± 0.13" (or "85.21" for a single seed), `digits` decimals (default 2); `sign` writes the mean with its sign ("+0.42 ± 0.13", a change). */
+export function formatMeanStd(s: SeedSummary, digits = 2, sign = false): string {
+  const mean = sign ? signed(s.mean, digits) : s.mean.toFixed(digits);
+  return s.n > 1 ? `${mean} ± ${s.std.toFixed(digits)}` : mean;
 }
 
-/** A number with an explicit sign: "+1.19", "-0.50", "+0.00". */
-function signed(x: number, digits: number): string {
-  const s = x.toFixed(digits);
-  return s.startsWith('-') ? (Number(s) === 0 ? `+${s.slice(1)}` : s) : `+${s}`;
-}
 
 /** A p-value: 4 decimals down to 1e-4 ("0.0004"), then 2 significant digits ("3.2e-12"). */
 export function formatP(p: number): string {
