@@ -45,6 +45,14 @@ test('MRC: ≥ 0 per module, perturbation within eps·‖θ0‖, model bit-ident
   assert.deepEqual(r.ranking.find((e) => e.module === 'linear')!.keys, ['linear.weight'], 'biases are never perturbed');
   for (const [k, v] of stateArrays(model)) assert.deepEqual(v, before.get(k), `${k} changed by MRC`);
   await assertNoLeak('computeMRC', () => computeMRC(model, adv, { epochs: 1, batchSize: 96, progress: false }, ['layer1.0.conv1', 'layer1.0.bn1']));
+  // Resume: entries computed before are kept, their modules not measured again, and the result is the same.
+  const seen: string[] = [];
+  const resumed = await computeMRC(model, adv, { epochs: 2, batchSize: 48, candidates: 'conv+linear+bn', progress: false }, mods, {
+    done: r.ranking.filter((x) => x.module === 'conv1' || x.module === 'linear'),
+    onEntry: (x, all, total) => { seen.push(x.module); assert.equal(total, mods.length); assert.ok(all.includes(x)); },
+  });
+  assert.deepEqual(seen, ['bn1', 'layer2.0.shortcut.0', 'layer3.1.bn2'], 'only the missing modules are measured, in network order');
+  assert.deepEqual(resumed.ranking.map((x) => [x.module, x.mrc]), r.ranking.map((x) => [x.module, x.mrc]), 'a resumed run ranks as an uninterrupted one');
   // The paper's variant stops at the first projection.
   const p = await computeMRC(model, adv, { epochs: 4, batchSize: 96, stopAtFirstProjection: true, progress: false }, ['linear']);
   const e = p.ranking[0];

@@ -10,7 +10,7 @@
 import { loadCifar, fixedSubset, fixedSubsetIndices, describeSplit, NUM_CLASSES, type CifarData, makeBatch, batchIndices } from '../data/cifar.js';
 import { loadModel, checkpointHash, readCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import { evaluate } from '../method/evaluate.js';
-import { makeAdversarialSet, lossAndAccuracy, moduleMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from '../method/mrc.js';
+import { makeAdversarialSet, computeMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from '../method/mrc.js';
 import { finetune, layerTypeModules, type FinetuneEpoch, type LayerTypeMode, type BNStatsPolicy } from '../method/finetune.js';
 import { interpolationSweep } from '../method/interpolate.js';
 import { pairedComparison, type PairedComparison } from '../util/stats.js';
@@ -285,23 +285,20 @@ export async function runMRCExperiment(inp: ExperimentInputs): Promise<MRCRecord
     const set = await makeAdversarialSet(model, d.test, { n: c.mrc.advN, attack: c.mrc.attack, progress: inp.progress === false ? false : {} });
     const tAdv = (Date.now() - t0) / 1000;
     try {
-      const base = lossAndAccuracy(model, set, c.mrc.batchSize);
       const done = ctx.loadProgress<{ entries: MRCEntry[] }>()?.entries ?? [];
       if (done.length) log(inp)(`MRC: resuming after ${done.length} modules`);
-      const opts = { eps: c.mrc.eps, lr: c.mrc.lr, batchSize: c.mrc.batchSize, epochs: c.mrc.epochs, stopAtFirstProjection: c.mrc.stopAtFirstProjection, bnRadius: c.mrc.bnRadius, evalBatchSize: c.mrc.batchSize };
-      const names = candidateModules(model, 'conv+linear+bn');
-      for (const name of names) {
-        if (done.some((e) => e.module === name)) continue;
-        const e = moduleMRC(model, set, name, base, opts);
-        done.push(e);
-        ctx.saveProgress({ entries: done });
-        log(inp)(`MRC ${done.length}/${names.length} ${name} (${e.kind}): ${e.mrc.toFixed(4)}, acc ${e.accuracyDrop.toFixed(2)} pt, ${e.seconds.toFixed(1)} s`);
-        await new Promise((res) => setImmediate(res));
-      }
-      const mrcSeconds = done.reduce((a, e) => a + e.seconds, 0);
+      const opts = { eps: c.mrc.eps, lr: c.mrc.lr, batchSize: c.mrc.batchSize, epochs: c.mrc.epochs, stopAtFirstProjection: c.mrc.stopAtFirstProjection, bnRadius: c.mrc.bnRadius, evalBatchSize: c.mrc.batchSize, progress: false as const };
+      const r = await computeMRC(model, set, opts, candidateModules(model, 'conv+linear+bn'), {
+        done,
+        onEntry: (e, all, total) => {
+          ctx.saveProgress({ entries: all });
+          log(inp)(`MRC ${all.length}/${total} ${e.module} (${e.kind}): ${e.mrc.toFixed(4)}, acc ${e.accuracyDrop.toFixed(2)} pt, ${e.seconds.toFixed(1)} s`);
+        },
+      });
+      const mrcSeconds = r.ranking.reduce((a, x) => a + x.seconds, 0);
       return {
         ...common(inp, ctx.key, d, { advSet: tAdv, mrc: mrcSeconds }), kind: 'mrc', mrc: c.mrc, advSetSize: set.n,
-        lossBefore: base.loss, accuracyBefore: base.accuracy, ranking: [...done].sort((a, b) => a.mrc - b.mrc),
+        lossBefore: r.lossBefore, accuracyBefore: r.accuracyBefore, ranking: r.ranking,
       };
     } finally {
       set.dispose();

@@ -252,12 +252,21 @@ export function moduleMRC(
   };
 }
 
+/** Resume hooks of `computeMRC` for a long run that can be killed at any moment. */
+export interface MRCResume {
+  /** Entries computed earlier (by a killed run): their modules are skipped and the entries kept. Default none. */
+  done?: readonly MRCEntry[];
+  /** Called after each module with its entry and every entry so far (to save progress). */
+  onEntry?: (entry: MRCEntry, all: readonly MRCEntry[], total: number) => void;
+}
+
 /**
  * MRC of every candidate module (or of `modules` when given), ranked ascending.
- * The model is bit-identical afterwards; no tensor outlives the call.
+ * The model is bit-identical afterwards; no tensor outlives the call. With `resume.done`, the
+ * modules already measured are not measured again (the same loop serves a resumed run).
  */
 export async function computeMRC(
-  model: ResNet18, set: Pick<AdversarialSet, 'x' | 'y' | 'n'>, options: Partial<MRCOptions> = {}, modules?: readonly string[],
+  model: ResNet18, set: Pick<AdversarialSet, 'x' | 'y' | 'n'>, options: Partial<MRCOptions> = {}, modules?: readonly string[], resume: MRCResume = {},
 ): Promise<MRCResult> {
   const o: MRCOptions = { ...DEFAULT_MRC, ...options };
   if (!(o.eps > 0)) throw new Error(`MRC option 'eps' must be > 0, got ${o.eps}`);
@@ -267,11 +276,13 @@ export async function computeMRC(
   const names = modules ?? candidateModules(model, o.candidates);
   const base = lossAndAccuracy(model, set, o.evalBatchSize);
   const progress = o.progress === false ? undefined : new Progress('MRC', names.length, { unit: 'module', ...o.progress });
-  const entries: MRCEntry[] = [];
+  const entries: MRCEntry[] = [...(resume.done ?? [])];
   for (const name of names) {
+    if (entries.some((e) => e.module === name)) continue;
     const e = moduleMRC(model, set, name, base, o);
     entries.push(e);
     progress?.update(entries.length, `${name} mrc ${e.mrc.toFixed(4)}`);
+    resume.onEntry?.(e, entries, names.length);
     await new Promise((r) => setImmediate(r));
   }
   return { options: o, lossBefore: base.loss, accuracyBefore: base.accuracy, ranking: entries.sort((a, b) => a.mrc - b.mrc), seconds: (Date.now() - t0) / 1000 };
