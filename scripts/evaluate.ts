@@ -1,10 +1,11 @@
 /** `npm run evaluate -- --checkpoint <file> [options]`: clean and PGD accuracy of a checkpoint (`--help` lists the options). */
 import { initEngine } from '../lib/src/engine/engine.js';
-import { loadCifar, fixedSubset, describeSplit, DATASET_NAMES, type DatasetName } from '../lib/src/data/cifar.js';
+import { loadCifar, describeSplit, DATASET_NAMES, type DatasetName } from '../lib/src/data/cifar.js';
 import { loadModel, readCheckpoint, checkpointHash } from '../lib/src/nn/checkpoint.js';
 import { evaluate, formatEvaluation } from '../lib/src/method/evaluate.js';
 import { runMain, backendArg, parseCli, intArg, numberArg, choiceArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
+import { fixedSubset } from '../lib/src/data/subsets.js';
 
 const CLI = {
   command: 'npm run evaluate --',

@@ -2,12 +2,13 @@
 import * as fs from 'node:fs';
 import { initEngine } from '../lib/src/engine/engine.js';
 import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js';
-import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, baseModelIdentity, architectureLabel, finalScore, type Method } from '../lib/src/experiments/experiments.js';
+import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, baseModelIdentity } from '../lib/src/experiments/experiments.js';
 import { runCheckpointPath } from '../lib/src/experiments/adversarial-training.js';
 import type { LayerTypeMode } from '../lib/src/method/finetune.js';
 import { formatDelta } from '../lib/src/util/stats.js';
 import { runMain, backendArg, parseCli, intArg, choiceArg, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 import { baseRunDir } from '../lib/src/util/paths.js';
+import { architectureLabel, finalScore, type Method } from '../lib/src/experiments/records.js';
 
 const WHAT = ['base', 'mrc', 'rift', 'table1', 'layer-type'] as const;
 const MODES: readonly LayerTypeMode[] = ['bn-only', 'conv-linear-only', 'full'];

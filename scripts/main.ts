@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initEngine } from '../lib/src/engine/engine.js';
-import { loadCifar, subsetIndices } from '../lib/src/data/cifar.js';
+import { loadCifar } from '../lib/src/data/cifar.js';
 import { createResNet18 } from '../lib/src/nn/model.js';
 import { loadModel, saveCheckpoint } from '../lib/src/nn/checkpoint.js';
 import { SGD } from '../lib/src/nn/optim.js';
@@ -10,6 +10,7 @@ import { trainEpoch } from '../lib/src/method/train.js';
 import { evaluate, formatEvaluation } from '../lib/src/method/evaluate.js';
 import { runMain, backendArg, parseCli, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 import { repoRoot } from '../lib/src/util/paths.js';
+import { subsetIndices } from '../lib/src/data/subsets.js';
 
 /** The stand-in model: a quarter-width ResNet-18, clean SGD on a 10k balanced subset. */
 const STANDIN = { width: 0.25, trainN: 10_000, epochs: 3, lr: 0.05, batchSize: 128, seed: 0, evalN: 1000 };

@@ -6,8 +6,11 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../lib/src/engine/engine.js';
 import { Rng } from '../lib/src/util/rng.js';
-import { CifarDataError, DATASET_FOLDERS, IMAGE_BYTES, augmentInto, batchIndices, classCounts, clearCifarCache, describeSplit, drawCropFlip, loadCifar, makeBatch, reflectPad, resolveDataRoot, subsetIndices, subsetIndicesFile, type CifarData } from '../lib/src/data/cifar.js';
+import { CifarDataError, DATASET_FOLDERS, IMAGE_BYTES, clearCifarCache, describeSplit, loadCifar, resolveDataRoot, subsetIndicesFile, type CifarData } from '../lib/src/data/cifar.js';
 import { repoRoot } from '../lib/src/util/paths.js';
+import { augmentInto, drawCropFlip, reflectPad } from '../lib/src/data/augment.js';
+import { batchIndices, makeBatch } from '../lib/src/data/batches.js';
+import { classCounts, subsetIndices } from '../lib/src/data/subsets.js';
 
 const SHARED = path.resolve(repoRoot(), '..', 'shared', 'datasets');
 const HAVE_SHARED = fs.existsSync(path.join(SHARED, DATASET_FOLDERS.cifar10));

@@ -2,11 +2,12 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { createResNet18 } from '../lib/src/nn/model.js';
-import { loadCifar, subsetIndices } from '../lib/src/data/cifar.js';
+import { loadCifar } from '../lib/src/data/cifar.js';
 import { evaluate } from '../lib/src/method/evaluate.js';
 import { trainEpoch } from '../lib/src/method/train.js';
 import { SGD } from '../lib/src/nn/optim.js';
 import { testEngine, assertNoLeak } from './helpers.js';
+import { subsetIndices } from '../lib/src/data/subsets.js';
 
 before(testEngine);
 

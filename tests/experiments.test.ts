@@ -4,12 +4,13 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveConfig } from '../lib/src/experiments/config.js';
 import { trainAdversarial, readRunMetrics } from '../lib/src/experiments/adversarial-training.js';
-import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, runBNOutputKDE, runRestartsComparison, decodeBits, encodeBits } from '../lib/src/experiments/experiments.js';
+import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, runBNOutputKDE, runRestartsComparison } from '../lib/src/experiments/experiments.js';
 import * as fs from 'node:fs';
 import { ResultCache } from '../lib/src/experiments/cache.js';
 import { table1Rows } from '../lib/src/analysis/tables.js';
 import { pairedComparison } from '../lib/src/util/stats.js';
 import { testEngine, tempDir } from './helpers.js';
+import { decodeBits, encodeBits } from '../lib/src/experiments/records.js';
 
 const dir = tempDir();
 const config = resolveConfig('smoke', 'cifar10', { advTrain: { trainN: 256, evalN: 32, epochs: 1 }, finetune: { trainN: 64 }, eval: { n: 32, cleanN: 48 }, mrc: { advN: 32 } });

@@ -2,13 +2,14 @@ import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { createResNet18, type ResNet18 } from '../lib/src/nn/model.js';
-import { loadCifar, subsetIndices } from '../lib/src/data/cifar.js';
+import { loadCifar } from '../lib/src/data/cifar.js';
 import { makeAdversarialSet, computeMRC, selectLowest, candidateModules, mrcKeys, type AdversarialSet } from '../lib/src/method/mrc.js';
 import { finetune, layerTypeModules, bnModesFor } from '../lib/src/method/finetune.js';
 import { interpolateInto, interpolationSweep, pickAlpha, type AlphaPoint } from '../lib/src/method/interpolate.js';
 import { SGD } from '../lib/src/nn/optim.js';
 import { trainEpoch } from '../lib/src/method/train.js';
 import { testEngine, assertNoLeak, randImages } from './helpers.js';
+import { subsetIndices } from '../lib/src/data/subsets.js';
 
 let model: ResNet18;
 let adv: AdversarialSet;

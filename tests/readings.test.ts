@@ -10,11 +10,11 @@ import {
   bnPolicyReading, interpolationReading, restartsReading, seedReading, baseReading, mrcReading, binomialSE,
   crossDatasetRows, crossDatasetReading, trainingScaleReading,
 } from '../lib/src/analysis/readings.js';
-import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord } from '../lib/src/experiments/experiments.js';
 import { pairedComparison } from '../lib/src/util/stats.js';
 import { resolveConfig } from '../lib/src/experiments/config.js';
 import { PAPER_TABLE1 } from '../lib/src/analysis/paper.js';
 import { attackLabel } from '../lib/src/util/format.js';
+import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord } from '../lib/src/experiments/records.js';
 
 const attack = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 };
 

@@ -17,6 +17,9 @@ export * from './util/kde.js';
 export * from './engine/engine.js';
 // data: CIFAR reader, declared subsets, augmentation, batches; official downloads
 export * from './data/cifar.js';
+export * from './data/subsets.js';
+export * from './data/augment.js';
+export * from './data/batches.js';
 export * from './data/download.js';
 // nn: ResNet-18 with PyTorch module names, BatchNorm, losses, SGD, checkpoints
 export * from './nn/model.js';
@@ -36,6 +39,7 @@ export * from './method/interpolate.js';
 export * from './experiments/config.js';
 export * from './experiments/cache.js';
 export * from './experiments/adversarial-training.js';
+export * from './experiments/records.js';
 export * from './experiments/experiments.js';
 export * from './experiments/bench.js';
 export * from './experiments/stage-bench.js';

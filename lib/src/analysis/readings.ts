@@ -4,7 +4,6 @@
  * here is hard-coded about the outcome: every sentence is chosen by comparing numbers, and a
  * claim the records cannot decide (too few epochs, identical curves) says so.
  */
-import { decodeBits, finalScore, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from '../experiments/experiments.js';
 import type { Table1Row } from './tables.js';
 import { LAYER_TYPE_LABELS, METHOD_LABELS, evalImagesLabel } from './tables.js';
 import { PAPER_RIFT, PAPER_TABLE1, paperBase } from './paper.js';
@@ -14,6 +13,7 @@ import type { LayerTypeMode } from '../method/finetune.js';
 import type { EpochMetrics } from '../experiments/adversarial-training.js';
 import { describeSplit, type CifarData } from '../data/cifar.js';
 import { attackLabel, formatDuration, signed } from '../util/format.js';
+import { decodeBits, finalScore, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from '../experiments/records.js';
 
 /** A claim of the paper beside what our records show. */
 export type Verdict = {

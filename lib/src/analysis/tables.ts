@@ -3,13 +3,13 @@
  * notebooks / charts.ts): Table 1, the Figure 1/2 curves, the MRC ranking and selections,
  * Δ-vs-base cells and bars.
  */
-import { decodeBits, finalScore, METHOD_CANDIDATES, type BaseRecord, type RiftRecord, type Method, type LayerTypeRecord, type MRCRecord, type ModelScore } from '../experiments/experiments.js';
 import { summarizeSeeds, multiSeedDelta, formatCI, formatDeltaCI, formatP } from '../util/stats.js';
 import { PAPER_TABLE1 } from './paper.js';
 import { selectLowest } from '../method/mrc.js';
 import type { LayerTypeMode } from '../method/finetune.js';
 import type { ModuleKind } from '../nn/model.js';
 import { attackLabel } from '../util/format.js';
+import { decodeBits, finalScore, METHOD_CANDIDATES, type BaseRecord, type RiftRecord, type Method, type LayerTypeRecord, type MRCRecord, type ModelScore } from '../experiments/records.js';
 
 /**
  * One row of Table 1 (a k and a method): accuracies in percent (mean over seeds), Δ vs base with 95% interval and McNemar p,

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createResNet18 } from '../nn/model.js';
-import { loadCifar, fixedSubset, describeSplit } from '../data/cifar.js';
+import { loadCifar, describeSplit } from '../data/cifar.js';
 import { SGD } from '../nn/optim.js';
 import { trainEpoch } from '../method/train.js';
 import { evaluate } from '../method/evaluate.js';
@@ -25,6 +25,7 @@ import { engineInfo } from '../engine/engine.js';
 import { baseRunDir } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { formatDuration } from '../util/format.js';
+import { fixedSubset } from '../data/subsets.js';
 
 /**
  * One completed PGD-AT epoch (a metrics.jsonl line): lr, mean step loss on adversarial batches, clean and robust (evalAttack)

@@ -9,22 +9,17 @@
  * Any field can be overridden per run (`resolveConfig(profile, dataset, overrides)`, CLI `--set a.b=v`);
  * the effective config is stored with every result.
  */
+import type { PGDOptions } from '../attacks/pgd.js';
+import type { MRCOptions } from '../method/mrc.js';
+import type { FinetuneOptions, BNStatsPolicy } from '../method/finetune.js';
 
 /** Name of a settings profile: smoke (seconds, for tests), quick (the CPU default) or paper (the papers' settings). */
 export type ProfileName = 'smoke' | 'quick' | 'paper';
 /** Every profile name, smallest first (what `resolveConfig` and the CLIs accept). */
 export const PROFILE_NAMES: readonly ProfileName[] = ['smoke', 'quick', 'paper'];
 
-/** A PGD attack's settings as a profile states them (a subset of PGDOptions; the seed is set per use). */
-export interface AttackConfig {
-  /** L∞ radius (in [0,1] pixel units). */
-  eps: number;
-  /** Step size. */
-  alpha: number;
-  steps: number;
-  randomStart: boolean;
-  restarts: number;
-}
+/** A PGD attack's settings as a profile states them: PGDOptions' eps, alpha, steps, randomStart and restarts (the seed is set per use, BN mode by the stage). */
+export type AttackConfig = Pick<PGDOptions, 'eps' | 'alpha' | 'steps' | 'randomStart' | 'restarts'>;
 
 /** The base model's PGD-AT training (`trainAdversarial`): architecture width, data subsets, SGD schedule and attacks. */
 export interface AdvTrainConfig {
@@ -64,50 +59,36 @@ export interface EvalConfig {
   batchSize: number;
 }
 
-/** Module Robust Criticality settings: the fixed adversarial set and the per-module ascent (see mrc.ts). */
-export interface MRCConfig {
+/**
+ * Module Robust Criticality settings: the fixed adversarial set (its size and attack) and the
+ * per-module ascent, whose fields are MRCOptions' (eps, lr, batchSize, epochs,
+ * stopAtFirstProjection, bnRadius; see method/mrc.ts for each).
+ */
+export type MRCConfig = Pick<MRCOptions, 'eps' | 'lr' | 'batchSize' | 'epochs' | 'stopAtFirstProjection' | 'bnRadius'> & {
   /** Size of the fixed adversarial set (test split, balanced subset; null = all: the code). */
   advN: number | null;
   /** Attack that generates it (PGD-10 against the base model, inference mode). */
   attack: AttackConfig;
-  /** Relative radius ε. */
-  eps: number;
-  lr: number;
-  batchSize: number;
-  epochs: number;
-  /** The paper's Algorithm 1 (true) or the code (false, default: the published MRC values come from it). */
-  stopAtFirstProjection: boolean;
-  /** BN radius relative to ‖[γ;β]‖ ('joint') or per tensor. */
-  bnRadius: 'joint' | 'per-tensor';
-}
+};
 
-/** A BN running-statistics policy during fine-tuning (same values as finetune.ts's BNStatsPolicy). */
-export type BNStatsPolicyName = 'all' | 'selected' | 'none';
+/** A BN running-statistics policy during fine-tuning (finetune's BNStatsPolicy). */
+export type BNStatsPolicyName = BNStatsPolicy;
 
-/** Fine-tuning of the selected modules on clean data (RiFT's second stage, `finetune`) as the experiments run it. */
-export interface FinetuneConfig {
-  epochs: number;
-  lr: number;
-  /** 0-based epoch of the ×0.1 decay; null = half the epochs. */
-  lrDecayEpoch: number | null;
-  batchSize: number;
-  momentum: number;
-  weightDecay: number;
+/**
+ * Fine-tuning of the selected modules on clean data (RiFT's second stage, `finetune`) as the
+ * experiments run it: FinetuneOptions' schedule fields (epochs, lr, lrDecayEpoch — null = half
+ * the epochs —, batchSize, momentum, weightDecay), which epoch to keep (RiFT: best clean) and
+ * when robust accuracy is measured ('kept': only for the kept epoch, as RiFT picks by clean
+ * accuracy; the layer-type curves always measure every epoch), plus the experiment's own fields.
+ */
+export type FinetuneConfig = Pick<FinetuneOptions, 'epochs' | 'lr' | 'lrDecayEpoch' | 'batchSize' | 'momentum' | 'weightDecay' | 'keep' | 'evalRobust'> & {
   /** Clean training examples (balanced fixed subset; null = all). */
   trainN: number | null;
-  /** Which epoch to keep: RiFT keeps the best clean accuracy. */
-  keep: 'best-clean' | 'best-robust' | 'last';
-  /**
-   * Top-k runs: robust accuracy at every epoch, or only for the kept epoch ('kept': RiFT's code
-   * measures clean accuracy per epoch and picks by it; the figures' layer-type curves always
-   * measure both).
-   */
-  evalRobust: 'every-epoch' | 'kept';
   /** BN-statistics policy per method: RiFT's code re-estimates all; RiFT with BN the selected layers. */
   bnStats: { rift: BNStatsPolicyName; riftBN: BNStatsPolicyName };
   /** Seeds of repeated runs (tables show mean ± std when > 1). */
   seeds: number[];
-}
+};
 
 /** RiFT's weight interpolation between the base and the fine-tuned model (`interpolationSweep`). */
 export interface InterpolationConfig {

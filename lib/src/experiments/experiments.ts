@@ -7,14 +7,19 @@
  * a hash of everything that determines the result. Rerunning reuses finished records; MRC
  * resumes module by module.
  */
-import { loadCifar, fixedSubset, fixedSubsetIndices, describeSplit, NUM_CLASSES, type CifarData, makeBatch, batchIndices } from '../data/cifar.js';
+import { loadCifar, describeSplit, NUM_CLASSES, type CifarData } from '../data/cifar.js';
 import { loadModel, checkpointHash, readCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import { evaluate } from '../method/evaluate.js';
-import { makeAdversarialSet, computeMRC, candidateModules, selectLowest, type MRCEntry, type CandidateSet } from '../method/mrc.js';
-import { finetune, layerTypeModules, type FinetuneEpoch, type LayerTypeMode, type BNStatsPolicy } from '../method/finetune.js';
+import { makeAdversarialSet, computeMRC, candidateModules, selectLowest, type MRCEntry } from '../method/mrc.js';
+import { finetune, layerTypeModules, type FinetuneOptions, type LayerTypeMode } from '../method/finetune.js';
 import { interpolationSweep } from '../method/interpolate.js';
-import { pairedComparison, type PairedComparison } from '../util/stats.js';
+import { pairedComparison } from '../util/stats.js';
 import { ResultCache } from './cache.js';
+import {
+  encodeBits, decodeBits, architectureLabel, finalScore, METHOD_CANDIDATES,
+  type ModelIdentity, type Common, type BaseRecord, type MRCRecord, type Method, type ModelScore, type RiftRecord, type LayerTypeRecord,
+  type LayerTypeEpoch, type KDERecord, type RestartsRecord,
+} from './records.js';
 import { engineInfo } from '../engine/engine.js';
 import type { ExperimentConfig } from './config.js';
 import type { ResNet18 } from '../nn/model.js';
@@ -22,6 +27,8 @@ import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { pgd, batchAttackSeed } from '../attacks/pgd.js';
 import { gaussianKDE, silvermanBandwidth, pooledGrid, wasserstein1, meanStd, subsample } from '../util/kde.js';
+import { fixedSubset, fixedSubsetIndices } from '../data/subsets.js';
+import { makeBatch, batchIndices } from '../data/batches.js';
 
 /** Bumped when a record's meaning changes, so old cache entries are not reused. */
 export const EXPERIMENT_VERSION = 5;
@@ -39,33 +46,6 @@ export interface ExperimentInputs {
   log?: (line: string) => void;
 }
 
-/** Per-example 0/1 vector as a compact '0'/'1' string (JSON-friendly). */
-export function encodeBits(a: ArrayLike<number>): string {
-  let s = '';
-  for (let i = 0; i < a.length; i++) s += a[i] ? '1' : '0';
-  return s;
-}
-
-/** Inverse of `encodeBits`: a '0'/'1' string back to a per-example 0/1 Uint8Array (any other character reads as 0). */
-export function decodeBits(s: string): Uint8Array {
-  return Uint8Array.from(s, (c) => (c === '1' ? 1 : 0));
-}
-
-/** The base model a record was computed on, as its checkpoint header names it. */
-export interface ModelIdentity {
-  arch: string;
-  width: number;
-  numClasses: number;
-  /** The checkpoint file and the SHA-256 of its bytes. */
-  file: string;
-  sha256: string;
-}
-
-/** "resnet18 width 0.25, 10 classes" — an architecture in words (errors, labels). */
-export function architectureLabel(m: Pick<ModelIdentity, 'arch' | 'width' | 'numClasses'>): string {
-  return `${m.arch} width ${m.width}, ${m.numClasses} classes`;
-}
-
 /**
  * The base checkpoint of `inp`, checked against its profile: a record is labelled with the
  * profile, so the model must be the one the profile trains (architecture 'resnet18',
@@ -81,122 +61,6 @@ export function baseModelIdentity(inp: Pick<ExperimentInputs, 'config' | 'checkp
       `its records would name the wrong model; pass a checkpoint of this profile (npm run train -- --dataset ${c.dataset} --profile ${c.profile}) or --set advTrain.width=${h.width} to describe this one`);
   }
   return { arch: h.arch, width: h.width, numClasses: h.numClasses, file: inp.checkpoint, sha256: checkpointHash(inp.checkpoint) };
-}
-
-interface Common {
-  key: string;
-  dataset: string;
-  profile: string;
-  checkpoint: string;
-  checkpointSha256: string;
-  /** The base model's architecture, file and hash. */
-  model: ModelIdentity;
-  /** The data the record used, in words (`describeSplit`): whether each split is complete or a declared subset. */
-  data: { test: string; train?: string };
-  engine: { backend: string; threads: number; versions: Record<string, string> };
-  seconds: Record<string, number>;
-  createdAt: string;
-}
-
-/** Cached evaluation of the base (PGD-AT) checkpoint: clean and robust accuracy (percent) with per-example correctness bits. */
-export interface BaseRecord extends Common {
-  kind: 'base';
-  eval: ExperimentConfig['eval'];
-  /** Examples attacked with PGD (robust accuracy). */
-  n: number;
-  /** Examples of the clean accuracy (`eval.cleanN`; equals `n` when clean and robust share the set). */
-  cleanN: number;
-  clean: number;
-  robust: number;
-  cleanBits: string;
-  robustBits: string;
-}
-
-/**
- * Cached MRC ranking of every Conv/Linear/BN module of the base model, with the fixed adversarial set's size and the
- * unperturbed model's loss and accuracy (percent) on it.
- */
-export interface MRCRecord extends Common {
-  kind: 'mrc';
-  mrc: ExperimentConfig['mrc'];
-  advSetSize: number;
-  lossBefore: number;
-  accuracyBefore: number;
-  /** conv+linear+bn, ascending; RiFT's ranking is its conv+linear subsequence. */
-  ranking: MRCEntry[];
-}
-
-/** A fine-tuning method: 'rift' (RiFT, Conv/Linear candidates) or 'rift-bn' (RiFT with BN, BatchNorm added). */
-export type Method = 'rift' | 'rift-bn';
-/** MRC candidate set of each method: RiFT ranks Conv/Linear modules, RiFT with BN also BatchNorm. */
-export const METHOD_CANDIDATES: Record<Method, CandidateSet> = { rift: 'conv+linear', 'rift-bn': 'conv+linear+bn' };
-
-/** A model's clean and robust accuracy (percent) on the evaluation set, per-example bits, and paired comparisons with base. */
-export interface ModelScore {
-  clean: number;
-  robust: number;
-  /** Paired comparisons with the base on the same examples. */
-  vsBase: { clean: PairedComparison; robust: PairedComparison };
-  cleanBits: string;
-  robustBits: string;
-}
-
-/**
- * Cached top-k run of one method and seed: the k lowest-MRC modules fine-tuned, the curve, scores before and after interpolation,
- * and the saved model files.
- */
-export interface RiftRecord extends Common {
-  kind: 'rift';
-  method: Method;
-  k: number;
-  seed: number;
-  modules: string[];
-  bnStats: BNStatsPolicy;
-  finetune: ExperimentConfig['finetune'];
-  interpolation: ExperimentConfig['interpolation'];
-  eval: ExperimentConfig['eval'];
-  base: { clean: number; robust: number };
-  history: FinetuneEpoch[];
-  keptEpoch: number;
-  /** The fine-tuned model before interpolation. */
-  raw: ModelScore;
-  /** After interpolation (null when disabled). */
-  interpolated: (ModelScore & { alpha: number; points: Array<{ alpha: number; clean: number; robust: number }> }) | null;
-  /** The final model (interpolated if enabled), saved beside the record. */
-  modelFile: string;
-  /** The fine-tuned model before interpolation (the kept epoch), saved beside the record; equals modelFile when interpolation is off. */
-  rawModelFile: string;
-}
-
-/**
- * The final model of a top-k run: the interpolated one when interpolation ran, else the
- * fine-tuned one. Every table, reading and chart asks here, so none can pick another.
- */
-export function finalScore<S>(r: { raw: S; interpolated: (S & object) | null }): S {
-  return r.interpolated ?? r.raw;
-}
-
-/** Cached layer-type fine-tuning run (BN-only, Conv/Linear-only or Full) of Figures 1/2 for one seed. */
-export interface LayerTypeRecord extends Common {
-  kind: 'layer-type';
-  mode: LayerTypeMode;
-  seed: number;
-  modules: string[];
-  bnStats: BNStatsPolicy;
-  finetune: ExperimentConfig['finetune'];
-  eval: ExperimentConfig['eval'];
-  /** Epoch 0 (base) to the last epoch: the curves of Figures 1/2 (robust measured at every epoch). */
-  history: LayerTypeEpoch[];
-}
-
-/** One epoch of a layer-type curve, with what paired comparisons between epochs need. */
-export interface LayerTypeEpoch extends FinetuneEpoch {
-  robust: number;
-  /** Per-example correctness on the clean / attacked evaluation images (`encodeBits`). */
-  cleanBits: string;
-  robustBits: string;
-  /** Paired comparison with epoch 0 (the base model) on the same examples. */
-  vsBase: { clean: PairedComparison; robust: PairedComparison };
 }
 
 interface EvalInputs {
@@ -245,6 +109,15 @@ function common(inp: ExperimentInputs, key: string, d: Pick<EvalInputs, 'model' 
   return {
     key, dataset: inp.config.dataset, profile: inp.config.profile, checkpoint: inp.checkpoint, checkpointSha256: d.model.sha256, model: d.model, data: d.data,
     engine: { backend: e.backend, threads: e.threads, versions: e.versions }, seconds, createdAt: new Date().toISOString(),
+  };
+}
+
+/** What every fine-tuning experiment passes to `finetune`: the config's schedule, the fixed subsets and the evaluation attack. */
+function finetuneInputs(inp: ExperimentInputs, d: Loaded): Pick<FinetuneOptions, 'epochs' | 'lr' | 'lrDecayEpoch' | 'batchSize' | 'momentum' | 'weightDecay' | 'trainIndices' | 'evalIndices' | 'cleanIndices' | 'evalAttack' | 'evalBatchSize' | 'progress'> {
+  const f = inp.config.finetune, e = inp.config.eval;
+  return {
+    epochs: f.epochs, lr: f.lr, lrDecayEpoch: f.lrDecayEpoch, batchSize: f.batchSize, momentum: f.momentum, weightDecay: f.weightDecay,
+    trainIndices: d.trainIdx, evalIndices: d.evalIdx, cleanIndices: d.cleanIdx, evalAttack: e.attack, evalBatchSize: e.batchSize, progress: inp.progress !== false,
   };
 }
 
@@ -330,10 +203,7 @@ export async function runRift(inp: ExperimentInputs, method: Method, k: number, 
     const baseSnap = model.snapshot();
     try {
       const ft = await finetune(model, d.train, d.test, {
-        modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
-        momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: c.finetune.keep, evalRobust: c.finetune.evalRobust, seed,
-        trainIndices: d.trainIdx, evalIndices: d.evalIdx, cleanIndices: d.cleanIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: false,
-        progress: inp.progress !== false,
+        ...finetuneInputs(inp, d), modules, bnStats, keep: c.finetune.keep, evalRobust: c.finetune.evalRobust, seed, evalBefore: false,
       });
       const ftSeconds = ft.history.reduce((a, h) => a + h.trainSeconds + h.evalSeconds, 0);
       const raw = score(base, ft.kept.clean, ft.kept.robust);
@@ -392,9 +262,7 @@ export async function runLayerType(inp: ExperimentInputs, mode: LayerTypeMode, s
     const bits = new Map<number, { clean: Uint8Array; robust: Uint8Array }>();
     const ft = await finetune(model, d.train, d.test, {
       onEpoch: (rec, ev) => { if (ev.robust) bits.set(rec.epoch, { clean: ev.clean.perExample, robust: ev.robust.perExample }); },
-      modules, bnStats, epochs: c.finetune.epochs, lr: c.finetune.lr, lrDecayEpoch: c.finetune.lrDecayEpoch, batchSize: c.finetune.batchSize,
-      momentum: c.finetune.momentum, weightDecay: c.finetune.weightDecay, keep: 'last', evalRobust: 'every-epoch', seed, trainIndices: d.trainIdx,
-      evalIndices: d.evalIdx, cleanIndices: d.cleanIdx, evalAttack: c.eval.attack, evalBatchSize: c.eval.batchSize, evalBefore: true, progress: inp.progress !== false,
+      ...finetuneInputs(inp, d), modules, bnStats, keep: 'last', evalRobust: 'every-epoch', seed, evalBefore: true,
     });
     const b0 = bits.get(0)!;
     const history = ft.history.map((h): LayerTypeEpoch => {
@@ -437,25 +305,6 @@ export interface KDEOptions {
    */
   models: 'raw' | 'final';
   seed?: number;
-}
-
-/**
- * Cached Figure 3 data: KDEs on a common grid of one BN layer's outputs on adversarial examples for init, RiFT and RiFT with BN,
- * with each model's mean, std, bandwidth and 1-Wasserstein distance to init.
- */
-export interface KDERecord extends Common {
-  kind: 'bn-kde';
-  layer: string;
-  layerChoice: string;
-  k: number;
-  n: number;
-  advSource: 'own' | 'base';
-  /** Fine-tuned models before ('raw') or after ('final') interpolation; see KDEOptions.models. */
-  modelState: 'raw' | 'final';
-  /** α of each method's final model (null: interpolation off). */
-  alphas: { rift: number | null; riftBN: number | null };
-  grid: number[];
-  models: Array<{ name: 'init' | 'RiFT' | 'RiFT with BN'; modules: string[]; density: number[]; mean: number; std: number; wassersteinToInit: number; bandwidth: number }>;
 }
 
 /**
@@ -524,25 +373,6 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
     };
   });
   return r.record;
-}
-
-/** Cached worst-of-R vs single-run PGD comparison: per model, clean accuracy, robust accuracy per restart count, and the gap. */
-export interface RestartsRecord extends Common {
-  kind: 'restarts';
-  eval: ExperimentConfig['eval'];
-  /** Numbers of PGD restarts compared, ascending (e.g. [1, 3]). */
-  restarts: number[];
-  /** Attacked examples (clean accuracy: `eval.cleanN`, as in the base record). */
-  n: number;
-  models: Array<{
-    name: string;
-    file: string;
-    sha256: string;
-    clean: number;
-    runs: Array<{ restarts: number; robust: number; robustBits: string; seconds: number }>;
-    /** Most vs fewest restarts, paired on the same examples: Δ = robust(max) − robust(min) (≤ 0 expected). */
-    gap: PairedComparison;
-  }>;
 }
 
 /**

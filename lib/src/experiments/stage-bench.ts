@@ -7,7 +7,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { createResNet18, type ResNet18 } from '../nn/model.js';
-import { loadCifar, subsetIndices, type CifarData } from '../data/cifar.js';
+import { loadCifar, type CifarData } from '../data/cifar.js';
 import { trainEpoch } from '../method/train.js';
 import { evaluate } from '../method/evaluate.js';
 import { makeAdversarialSet, computeMRC } from '../method/mrc.js';
@@ -15,6 +15,7 @@ import { SGD } from '../nn/optim.js';
 import type { PGDOptions } from '../attacks/pgd.js';
 import type { ExperimentConfig } from './config.js';
 import { attackLabel } from '../util/format.js';
+import { subsetIndices } from '../data/subsets.js';
 
 /** A timed pipeline stage: PGD-AT epoch, PGD or clean evaluation, MRC of one module, fine-tuning epoch (one BN layer or all). */
 export type StageName = 'pgd-at-epoch' | 'eval-pgd' | 'eval-clean' | 'mrc-module' | 'finetune-epoch-bn' | 'finetune-epoch-full';

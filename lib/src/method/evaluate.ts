@@ -5,11 +5,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Classifier } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
-import { makeBatch, batchIndices } from '../data/cifar.js';
 import { correctMask } from '../nn/losses.js';
 import { pgd, batchAttackSeed, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
 import { Progress, type ProgressOptions } from '../util/progress.js';
 import { attackLabel } from '../util/format.js';
+import { makeBatch, batchIndices } from '../data/batches.js';
 
 /** Options of `evaluate`; defaults in DEFAULT_EVALUATE. */
 export interface EvaluateOptions {

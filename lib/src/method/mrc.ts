@@ -18,10 +18,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ResNet18, ModuleKind } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
-import { makeBatch, batchIndices, fixedSubsetIndices } from '../data/cifar.js';
 import { pgd, batchAttackSeed, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
 import { crossEntropy, correctMask } from '../nn/losses.js';
 import { Progress, type ProgressOptions } from '../util/progress.js';
+import { makeBatch, batchIndices } from '../data/batches.js';
+import { fixedSubsetIndices } from '../data/subsets.js';
 
 /** Which modules are candidates: RiFT ranks Conv/Linear; RiFT with BN adds BatchNorm. */
 export type CandidateSet = 'conv+linear' | 'conv+linear+bn';

@@ -6,12 +6,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ResNet18 } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
-import { makeBatch, batchIndices } from '../data/cifar.js';
 import { crossEntropy, correctMask } from '../nn/losses.js';
 import { pgd, batchAttackSeed, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
 import { SGD } from '../nn/optim.js';
 import { Rng } from '../util/rng.js';
 import { Progress, type ProgressOptions } from '../util/progress.js';
+import { makeBatch, batchIndices } from '../data/batches.js';
 
 /** Options of `trainStep`: clean training or PGD-AT. */
 export interface TrainStepOptions {
