@@ -31,7 +31,7 @@ const fmt = (s: number) => (s < 120 ? `${s.toFixed(1)} s` : s < 7200 ? `${(s / 6
 
 const CLI = {
   command: 'npm run bench:stages --',
-  summary: 'Per-stage timing of a reproduction on each backend (lib/src/stage-bench.ts): PGD-AT epoch, PGD-10 and\n' +
+  summary: 'Per-stage timing of a reproduction on each backend (lib/src/experiments/stage-bench.ts): PGD-AT epoch, PGD-10 and\n' +
     'clean evaluation, MRC, fine-tuning epoch, timed on a sample with the library\'s own functions and\n' +
     'projected to the profile\'s sizes, plus the projected compute of notebooks 02–08 from those stages.',
   options: {

@@ -4,7 +4,7 @@
  * `npm install` (root package.json "install" script) or by hand (`npm run build:native`).
  *
  * It NEVER fails the install: when oneDNN is missing or the build fails it prints one line and
- * records the reason in native/build/status.json, which lib/src/onednn.ts reports as the reason
+ * records the reason in native/build/status.json, which lib/src/engine/onednn.ts reports as the reason
  * the 'onednn' backend is unavailable (the engine then falls back to wasm).
  *
  * Options (environment): ONEDNN_ROOT or DNNL_ROOT = oneDNN install prefix (include/ and lib/);

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { BACKEND_ORDER, type BackendName } from '../lib/src/engine/engine.js';
+import { profileFromEnv } from '../lib/src/experiments/config.js';
 
 /** One option: node's parseArgs type plus what `--help` prints. */
 export interface CliOption {
@@ -125,7 +126,7 @@ export function runMain(main: () => Promise<void>): void {
 
 /** Options several CLIs share. */
 export const COMMON_OPTIONS = {
-  profile: { type: 'string', default: process.env.RIFT_PROFILE ?? 'quick', arg: '<smoke|quick|paper>', help: 'settings profile (lib/src/config.ts); env RIFT_PROFILE' },
+  profile: { type: 'string', default: profileFromEnv(), arg: '<smoke|quick|paper>', help: 'settings profile (lib/src/experiments/config.ts); env RIFT_PROFILE' },
   dataset: { type: 'string', default: 'cifar10', arg: '<cifar10|cifar100>', help: 'dataset' },
   set: { type: 'string', multiple: true, default: [] as string[], arg: '<key=value>', help: 'override one config field, repeatable (e.g. --set finetune.epochs=3; JSON values)' },
   backend: { type: 'string', arg: '<name>', help: 'TF.js backend: auto, tensorflow-gpu, tensorflow, onednn, wasm or cpu (default: env RIFT_BACKEND, else auto)' },

@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readManifest, type ArtifactManifest } from '../lib/src/present/artifacts.js';
-import { PROFILE_NAMES } from '../lib/src/experiments/config.js';
+import { PROFILE_NAMES, profileFromEnv } from '../lib/src/experiments/config.js';
 import { combineNotebooks, formatFailures, notebookFailures, stripExternalScripts, summaryMarkdown, type NotebookJson, type NotebookRun, type RunInfo } from '../lib/src/present/report.js';
 import { runMain, parseCli, choiceArg, numberArg, type CliSpec, type CliOption } from './cli.js';
 import { ensureKernel, jupyterEnv, jupyterMissing } from './jupyter.js';
@@ -127,7 +127,7 @@ const CLI = {
     'SVG/PNG and each table as CSV/Markdown, summary.md with provenance. Fails with the cell\'s own error\n' +
     'text when a cell errors or writes to stderr. Same as `npm run notebooks --`.',
   options: {
-    profile: { type: 'string', default: process.env.RIFT_PROFILE || 'quick', arg: '<smoke|quick|paper>', help: 'passed to the notebooks as RIFT_PROFILE (default: env RIFT_PROFILE, else quick)' },
+    profile: { type: 'string', default: profileFromEnv(), arg: '<smoke|quick|paper>', help: 'passed to the notebooks as RIFT_PROFILE (default: env RIFT_PROFILE, else quick)' },
     only: { type: 'string', arg: '<a,b>', help: 'only notebooks whose name starts with one of these (e.g. 01,03-mrc)' },
     notebooks: { type: 'string', default: path.join(ROOT, 'notebooks'), arg: '<dir>', help: 'folder of notebooks' },
     report: { type: 'string', default: path.join(ROOT, 'report'), arg: '<dir>', help: 'output folder' },

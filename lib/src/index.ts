@@ -54,3 +54,4 @@ export * from './present/table-format.js';
 export * from './present/display.js';
 export * from './present/artifacts.js';
 export * from './present/report.js';
+export * from './present/notebook.js';

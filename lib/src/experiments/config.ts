@@ -18,6 +18,11 @@ export type ProfileName = 'smoke' | 'quick' | 'paper';
 /** Every profile name, smallest first (what `resolveConfig` and the CLIs accept). */
 export const PROFILE_NAMES: readonly ProfileName[] = ['smoke', 'quick', 'paper'];
 
+/** The profile a run uses when none is named: env RIFT_PROFILE (what `npm start -- --profile` sets for the notebooks), else 'quick'. Not validated here (resolveConfig does). */
+export function profileFromEnv(): string {
+  return process.env.RIFT_PROFILE || 'quick';
+}
+
 /** A PGD attack's settings as a profile states them: PGDOptions' eps, alpha, steps, randomStart and restarts (the seed is set per use, BN mode by the stage). */
 export type AttackConfig = Pick<PGDOptions, 'eps' | 'alpha' | 'steps' | 'randomStart' | 'restarts'>;
 
