@@ -102,6 +102,29 @@ export interface StateSnapshot {
 
 interface ConvSpec { name: string; inC: number; outC: number; k: number; stride: number }
 
+/** One post-activation BasicBlock: its module prefix ('layer2.0'), channels, stride and whether it has a conv shortcut. */
+interface BlockSpec { prefix: string; inC: number; outC: number; stride: number; shortcut: boolean }
+
+/**
+ * The network's 8 BasicBlocks in forward order: 4 stages of 2 blocks with widths
+ * round(width·64/128/256/512) and strides 1,2,2,2 (first block of a stage), a conv shortcut where
+ * the shape changes. The one description both the module registry and the forward pass read.
+ */
+function resnet18Blocks(width: number): { stem: number; blocks: BlockSpec[] } {
+  const w = (base: number) => Math.max(1, Math.round(base * width));
+  const blocks: BlockSpec[] = [];
+  let inC = w(64);
+  for (const [li, base, stride] of [[1, 64, 1], [2, 128, 2], [3, 256, 2], [4, 512, 2]] as const) {
+    for (const b of [0, 1]) {
+      const s = b === 0 ? stride : 1;
+      const outC = w(base);
+      blocks.push({ prefix: `layer${li}.${b}`, inC, outC, stride: s, shortcut: s !== 1 || inC !== outC });
+      inC = outC;
+    }
+  }
+  return { stem: w(64), blocks };
+}
+
 let modelCounter = 0;
 
 /** The CIFAR ResNet-18. Create with `createResNet18`. Call `dispose()` to free its variables. */
@@ -113,13 +136,13 @@ export class ResNet18 implements Classifier {
   private readonly id = ++modelCounter;
   private readonly normMean: tf.Tensor1D;
   private readonly normInvStd: tf.Tensor1D;
+  private readonly blocks: readonly BlockSpec[];
   private disposed = false;
 
   /** Use `createResNet18`. `init(key, shape)` supplies every state entry's initial values. */
   constructor(config: ResNetConfig, init: (key: string, shape: number[], role: StateEntryInfo['role'], fanIn: number) => Float32Array) {
     validateConfig(config);
     this.config = { ...config, mean: [...config.mean] as [number, number, number], std: [...config.std] as [number, number, number] };
-    const w = (base: number) => Math.max(1, Math.round(base * config.width));
     const add = (name: string, kind: ModuleKind, specs: Array<[StateEntryInfo['role'], number[], number]>) => {
       const entries: StateEntryInfo[] = [];
       let numParams = 0;
@@ -141,26 +164,22 @@ export class ResNet18 implements Classifier {
     const bn = (name: string, c: number) =>
       add(name, 'bn', [['weight', [c], 0], ['bias', [c], 0], ['running_mean', [c], 0], ['running_var', [c], 0]]);
 
-    conv({ name: 'conv1', inC: 3, outC: w(64), k: 3, stride: 1 });
-    bn('bn1', w(64));
-    let inC = w(64);
-    for (const [li, base, stride] of [[1, 64, 1], [2, 128, 2], [3, 256, 2], [4, 512, 2]] as const) {
-      for (const b of [0, 1]) {
-        const p = `layer${li}.${b}`;
-        const s = b === 0 ? stride : 1;
-        const outC = w(base);
-        conv({ name: `${p}.conv1`, inC, outC, k: 3, stride: s });
-        bn(`${p}.bn1`, outC);
-        conv({ name: `${p}.conv2`, inC: outC, outC, k: 3, stride: 1 });
-        bn(`${p}.bn2`, outC);
-        if (s !== 1 || inC !== outC) {
-          conv({ name: `${p}.shortcut.0`, inC, outC, k: 1, stride: s });
-          bn(`${p}.shortcut.1`, outC);
-        }
-        inC = outC;
+    const { stem, blocks } = resnet18Blocks(config.width);
+    this.blocks = blocks;
+    conv({ name: 'conv1', inC: 3, outC: stem, k: 3, stride: 1 });
+    bn('bn1', stem);
+    for (const b of blocks) {
+      conv({ name: `${b.prefix}.conv1`, inC: b.inC, outC: b.outC, k: 3, stride: b.stride });
+      bn(`${b.prefix}.bn1`, b.outC);
+      conv({ name: `${b.prefix}.conv2`, inC: b.outC, outC: b.outC, k: 3, stride: 1 });
+      bn(`${b.prefix}.bn2`, b.outC);
+      if (b.shortcut) {
+        conv({ name: `${b.prefix}.shortcut.0`, inC: b.inC, outC: b.outC, k: 1, stride: b.stride });
+        bn(`${b.prefix}.shortcut.1`, b.outC);
       }
     }
-    add('linear', 'linear', [['weight', [inC, config.numClasses], inC], ['bias', [config.numClasses], inC]]);
+    const last = blocks[blocks.length - 1].outC;
+    add('linear', 'linear', [['weight', [last, config.numClasses], last], ['bias', [config.numClasses], last]]);
     this.normMean = tf.keep(tf.tensor1d([...config.mean]));
     this.normInvStd = tf.keep(tf.tensor1d(config.std.map((v) => 1 / v)));
   }
@@ -255,18 +274,11 @@ export class ResNet18 implements Classifier {
     return tf.tidy(() => {
       let h = tf.mul(tf.sub(x, this.normMean), this.normInvStd) as tf.Tensor4D;
       h = tf.relu(this.bn('bn1', this.conv('conv1', h, 1), training));
-      let inC = h.shape[3];
-      for (const li of [1, 2, 3, 4]) {
-        for (const b of [0, 1]) {
-          const p = `layer${li}.${b}`;
-          const stride = li > 1 && b === 0 ? 2 : 1;
-          let o = tf.relu(this.bn(`${p}.bn1`, this.conv(`${p}.conv1`, h, stride), training));
-          o = this.bn(`${p}.bn2`, this.conv(`${p}.conv2`, o, 1), training);
-          const outC = o.shape[3];
-          const sc = stride !== 1 || inC !== outC ? this.bn(`${p}.shortcut.1`, this.conv(`${p}.shortcut.0`, h, stride), training) : h;
-          h = tf.relu(tf.add(o, sc)) as tf.Tensor4D;
-          inC = outC;
-        }
+      for (const { prefix: p, stride, shortcut } of this.blocks) {
+        let o = tf.relu(this.bn(`${p}.bn1`, this.conv(`${p}.conv1`, h, stride), training));
+        o = this.bn(`${p}.bn2`, this.conv(`${p}.conv2`, o, 1), training);
+        const sc = shortcut ? this.bn(`${p}.shortcut.1`, this.conv(`${p}.shortcut.0`, h, stride), training) : h;
+        h = tf.relu(tf.add(o, sc)) as tf.Tensor4D;
       }
       const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
       return tf.add(tf.matMul(pooled, this.variable('linear.weight')), this.variable('linear.bias')) as tf.Tensor2D;
