@@ -97,7 +97,9 @@ if (require.main === module) {
       const missing = jupyterMissing(root);
       if (missing) throw new Error(missing);
       ensureKernel(root, console.log);
-      const args = ['notebook', `--notebook-dir=${path.join(root, 'notebooks')}`, ...(process.getuid?.() === 0 ? ['--allow-root'] : []), ...rest];
+      // notebooks/ unless the caller names another folder (Jupyter refuses the option twice).
+      const ownDir = rest.some((a) => a.startsWith('--notebook-dir') || a.startsWith('--NotebookApp.notebook_dir'));
+      const args = ['notebook', ...(ownDir ? [] : [`--notebook-dir=${path.join(root, 'notebooks')}`]), ...(process.getuid?.() === 0 ? ['--allow-root'] : []), ...rest];
       const r = spawnSync('jupyter', args, { env: jupyterEnv(root), stdio: 'inherit' });
       process.exitCode = r.status ?? 1;
     } else {

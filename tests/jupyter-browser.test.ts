@@ -102,7 +102,9 @@ test('npm run jupyter + headless Chromium: a smoke notebook runs all cells in th
     assert.ok(images >= 1, `expected the notebook's chart(s) as images on the page, found ${images}`);
     const tables = await page.locator('.output_html table, .output_subarea table').count();
     assert.ok(tables >= 1, `expected the notebook's table(s) on the page, found ${tables}`);
-    const shot = path.join(report, 'jupyter-ui.png');
+    // RIFT_UI_SCREENSHOT=<file.png> keeps the screenshot (to look at what the test saw).
+    const shot = process.env.RIFT_UI_SCREENSHOT ?? path.join(report, 'jupyter-ui.png');
+    await page.locator('.output_png img, .output_subarea img').first().scrollIntoViewIfNeeded();
     await page.screenshot({ path: shot, fullPage: false });
     assert.ok(fs.statSync(shot).size > 10_000, 'a screenshot of the page');
     const saved = JSON.parse(fs.readFileSync(path.join(ROOT, 'notebooks', NOTEBOOK), 'utf8')) as { cells: Array<{ outputs?: unknown[] }> };
