@@ -8,6 +8,7 @@ import { resolveConfig, lrAt, parseOverrides } from '../lib/src/experiments/conf
 import { tempDir } from './helpers.js';
 
 const ROOT = path.join(__dirname, '..');
+const SHARED_C10 = path.resolve(ROOT, '..', 'shared', 'datasets', 'cifar-10-batches-bin');
 // One process (not the tsx wrapper, which would leave its child running after a SIGKILL).
 const NODE = process.execPath;
 // A smaller smoke run still covers 2 epochs with a resume in the middle of the second.
@@ -113,4 +114,26 @@ test('a run folder whose last.rbn has another architecture: a clear error, and t
   const noData = spawnSync(NODE, [...ARGS, '--out', missing], { cwd: ROOT, env: { ...env, RIFT_DATA_DIR: path.join(dir, 'nodata') }, encoding: 'utf8' });
   assert.notEqual(noData.status, 0);
   assert.ok(!fs.existsSync(missing), 'no run folder left behind');
+});
+
+test('a run resumes only on the data it started on: other train data is a clear error, the folder untouched', { skip: fs.existsSync(SHARED_C10) ? false : `no ${SHARED_C10}` }, () => {
+  const dir = tempDir();
+  const a = path.join(dir, 'a');
+  const first = spawnSync(NODE, [...ARGS, '--out', a, '--set', 'advTrain.epochs=2', '--max-epochs', '1'], { cwd: ROOT, env, encoding: 'utf8' });
+  assert.equal(first.status, 0, first.stderr);
+  // The same folder layout with a declared 1,000-per-file train subset instead of the full split.
+  const data = path.join(dir, 'data', 'cifar-10-batches-bin');
+  fs.mkdirSync(data, { recursive: true });
+  for (const f of ['test_batch.bin', 'batches.meta.txt']) fs.copyFileSync(path.join(SHARED_C10, f), path.join(data, f));
+  const indices: number[] = [];
+  for (let i = 1; i <= 5; i++) {
+    fs.writeFileSync(path.join(data, `data_batch_${i}.bin`), fs.readFileSync(path.join(SHARED_C10, `data_batch_${i}.bin`)).subarray(0, 1000 * 3073));
+    for (let k = 0; k < 1000; k++) indices.push((i - 1) * 10_000 + k);
+  }
+  fs.writeFileSync(path.join(data, 'train_indices.txt'), indices.map((x) => `${x}\n`).join(''));
+  const before = fs.readdirSync(a).sort().map((f) => [f, fs.readFileSync(path.join(a, f)).toString('base64')]);
+  const other = spawnSync(NODE, [...ARGS, '--out', a, '--set', 'advTrain.epochs=2'], { cwd: ROOT, env: { ...env, RIFT_DATA_DIR: path.join(dir, 'data') }, encoding: 'utf8' });
+  assert.notEqual(other.status, 0);
+  assert.match(other.stderr, /last\.rbn: this run was trained on "cifar10 train: complete, 50,000 records", but the train data now is "cifar10 train: declared subset, 5,000 of 50,000 official records/);
+  assert.deepEqual(fs.readdirSync(a).sort().map((f) => [f, fs.readFileSync(path.join(a, f)).toString('base64')]), before, 'the folder is left as it was');
 });

@@ -62,6 +62,11 @@ describe('reader on the real CIFAR files', { skip: NO_SHARED }, () => {
     assert.ok(performance.now() - t0 < 50, 'a cached load must be (nearly) free');
   });
 
+  test('CIFAR-10 train verifies each of its five files against the official MD5s', () => {
+    clearCifarCache();
+    assert.equal(loadCifar({ dataset: 'cifar10', split: 'train', root: SHARED, verify: true }).n, 50000);
+  });
+
   test('CIFAR-10 test verifies against the official MD5s', () => {
     clearCifarCache();
     assert.equal(loadCifar({ dataset: 'cifar10', split: 'test', root: SHARED, verify: true }).n, 10000);
@@ -208,6 +213,15 @@ describe('reader on malformed fixtures', () => {
     const root = path.join(tmp, 'long');
     const file = writeCifar10(root, new Array(10001).fill(0));
     assertFileError(() => loadCifar({ dataset: 'cifar10', split: 'test', root }), file, /expected 10000 records .*found 10001/);
+  });
+
+  test('a declared subset cannot hold more records in a file than the official file', () => {
+    const root = path.join(tmp, 'declong');
+    const dir = path.join(root, DATASET_FOLDERS.cifar10);
+    writeCifar10(root, [0]);
+    for (let i = 1; i <= 5; i++) fs.writeFileSync(path.join(dir, `data_batch_${i}.bin`), Buffer.alloc((i === 2 ? 10001 : 10) * 3073));
+    fs.writeFileSync(path.join(dir, 'train_indices.txt'), Array.from({ length: 10041 }, (_, k) => `${k}\n`).join(''));
+    assertFileError(() => loadCifar({ dataset: 'cifar10', split: 'train', root }), path.join(dir, 'data_batch_2.bin'), /expected at most 10000 records \(each file of the official cifar10 train split\), found 10001/);
   });
 
   test('the declaration is checked: count, range and order', () => {

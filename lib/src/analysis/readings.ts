@@ -478,7 +478,7 @@ export function trainingScaleReading(
   const ds = run.config.dataset;
   const p = paperBase(ds);
   const t = run.config.advTrain;
-  const imagesPerEpoch = t.trainN ?? run.train.n;
+  const imagesPerEpoch = Math.min(t.trainN ?? run.train.n, run.train.n);
   const steps = Math.floor(imagesPerEpoch / t.batchSize) * t.epochs;
   const perClass = imagesPerEpoch / run.train.numClasses;
   const h = run.history;
@@ -494,7 +494,7 @@ export function trainingScaleReading(
     const further = base.clean - p.clean < gapC && base.robust - p.robust < gapR;
     lines.push('', `For scale: our ${other.base.dataset} base at the same profile is ${sgn(gapC)} / ${sgn(gapR)} pt from its anchor (${f2(other.base.clean)} / ${f2(other.base.robust)} vs ${f2(po.clean)} / ${f2(po.robust)}): ` +
       `the ${ds} base is ${further ? 'further from its anchor on both metrics' : 'not further from its anchor on both metrics'}` +
-      (other.run ? ` (trained on ${+((other.run.config.advTrain.trainN ?? other.run.train.n) / other.run.train.numClasses).toFixed(1)} images per class vs ${+perClass.toFixed(1)} here).` : '.'));
+      (other.run ? ` (trained on ${+(Math.min(other.run.config.advTrain.trainN ?? other.run.train.n, other.run.train.n) / other.run.train.numClasses).toFixed(1)} images per class vs ${+perClass.toFixed(1)} here).` : '.'));
   }
   lines.push('', `Training: ${describeSplit(run.train)}; ${imagesPerEpoch.toLocaleString('en-US')} images per epoch (${+perClass.toFixed(1)} per class), ${t.epochs} epochs, ${steps.toLocaleString('en-US')} SGD steps of ${t.batchSize}.`);
   if (h.length >= 2) {

@@ -180,6 +180,14 @@ export function describeSplit(d: Pick<CifarData, 'dataset' | 'split' | 'coverage
   return `${d.dataset} ${d.split}: ${coverageLabel(d)}${decl}`;
 }
 
+/**
+ * What identifies a split's data in a cache key or a run's provenance: `describeSplit` plus the
+ * full SHA-256 of the declaring indices file (the description shows only its first 8 digits).
+ */
+export function splitIdentity(d: Pick<CifarData, 'dataset' | 'split' | 'coverage'>): string {
+  return d.coverage.indicesSha256 ? `${describeSplit(d)} [${d.coverage.indicesSha256}]` : describeSplit(d);
+}
+
 /** The short form of describeSplit, for chart subtitles: "complete, 10,000 records" or "declared subset, 12,500 of 50,000 official records". */
 export function coverageLabel(d: Pick<CifarData, 'coverage'>): string {
   const c = d.coverage;
@@ -258,7 +266,8 @@ function checkMd5(file: string, buf: Uint8Array, expected: string): void {
 
 /** MD5 known for this file, or undefined (CIFAR-100 train.bin: only when it is the full file). */
 function expectedMd5(dataset: DatasetName, name: string, records: number, split: CifarSplit): string | undefined {
-  if (records !== OFFICIAL_COUNTS[dataset][split]) return undefined;
+  // Per file: CIFAR-10's train split is five files of 10,000 records each.
+  if (records !== OFFICIAL_COUNTS[dataset][split] / LAYOUTS[dataset].files[split].length) return undefined;
   return OFFICIAL_MD5[dataset][name];
 }
 
@@ -324,9 +333,13 @@ function parseSplit(dataset: DatasetName, split: CifarSplit, dir: string, verify
   if (n > official) {
     fail(binFiles[0], `${binFiles.join(' + ')}: expected ${official} records (the official ${dataset} ${split} split), found ${n}: not the official ${dataset} files.`);
   }
-  if (!fs.existsSync(path.join(dir, indicesName))) {
+  const perFile = official / binFiles.length;
+  const isDeclared = fs.existsSync(path.join(dir, indicesName));
+  binFiles.forEach((f, fi) => {
+    if (sizes[fi] > perFile) fail(f, `${f}: expected at most ${perFile} records (${binFiles.length > 1 ? `each file of the official ${dataset} ${split} split` : `the official ${dataset} ${split} split`}), found ${sizes[fi]}: not an official ${dataset} file.`);
+  });
+  if (!isDeclared) {
     // A short file must not pass as the official split: name it, with what was expected and found.
-    const perFile = official / binFiles.length;
     binFiles.forEach((f, fi) => {
       if (sizes[fi] !== perFile) {
         fail(f, `${f}: expected ${perFile} records (${binFiles.length > 1 ? `each file of the official ${dataset} ${split} split` : `the official ${dataset} ${split} split`}), found ${sizes[fi]}; ` +
@@ -363,7 +376,7 @@ function parseSplit(dataset: DatasetName, split: CifarSplit, dir: string, verify
       }
     }
   });
-  if (label1) checkFineCoarse(binFiles.join(', '), label0, label1);
+  if (label1) checkFineCoarse(binFiles[0], label0, label1);
   const indicesFile = path.join(dir, subsetIndicesFile(split));
   const declared = fs.existsSync(indicesFile)
     ? readSourceIndices(indicesFile, n, official, layout.files[split].join(' + '))

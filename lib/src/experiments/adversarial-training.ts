@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createResNet18 } from '../nn/model.js';
-import { loadCifar, describeSplit } from '../data/cifar.js';
+import { loadCifar, splitIdentity } from '../data/cifar.js';
 import { SGD } from '../nn/optim.js';
 import { trainEpoch } from '../method/train.js';
 import { evaluate } from '../method/evaluate.js';
@@ -142,6 +142,11 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
       } catch (e) {
         throw new Error(`${files.last}: cannot resume this run (${(e as Error).message}); use a new --out folder (or delete it) to train with this config`);
       }
+      // A run continues on the data it started on (older checkpoints did not record it).
+      const was = (ck.header.provenance.data as { train?: string } | undefined)?.train;
+      if (was !== undefined && was !== splitIdentity(train)) {
+        throw new Error(`${files.last}: this run was trained on "${was}", but the train data now is "${splitIdentity(train)}"; use a new --out folder (or delete it) to train on this data`);
+      }
       const optState: Record<string, Float32Array> = {};
       for (const [k, v] of ck.tensors) if (k.startsWith(OPTIM_PREFIX)) optState[nameOf.get(k.slice(OPTIM_PREFIX.length))!] = Float32Array.from(v);
       opt.loadStateArrays(optState);
@@ -180,7 +185,7 @@ export async function trainAdversarial(config: ExperimentConfig, options: AdvTra
       const provenance: Provenance = {
         data: {
           dataset: config.dataset, trainN: trainIdx ? trainIdx.length : train.n, evalN: evalIdx ? evalIdx.length : test.n, trainSubset: train.subset,
-          train: describeSplit(train), test: describeSplit(test),
+          train: splitIdentity(train), test: splitIdentity(test),
         },
         profile: config.profile, seed: t.seed, engine: { ...engineInfo() }, config: runConfig as unknown as Record<string, unknown>, ...options.provenance,
       };

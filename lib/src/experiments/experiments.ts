@@ -7,7 +7,7 @@
  * a hash of everything that determines the result. Rerunning reuses finished records; MRC
  * resumes module by module.
  */
-import { loadCifar, describeSplit, NUM_CLASSES, type CifarData } from '../data/cifar.js';
+import { loadCifar, splitIdentity, NUM_CLASSES, type CifarData } from '../data/cifar.js';
 import { loadModel, checkpointHash, readCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import { evaluate } from '../method/evaluate.js';
 import { makeAdversarialSet, computeMRC, candidateModules, selectLowest, type MRCEntry } from '../method/mrc.js';
@@ -70,7 +70,7 @@ interface EvalInputs {
   cleanIdx: Int32Array | undefined;
   sha: string;
   model: ModelIdentity;
-  /** describeSplit of the splits read (test; train too in `loadInputs`). */
+  /** splitIdentity of the splits read (test; train too in `loadInputs`). */
   data: { test: string; train?: string };
 }
 
@@ -91,7 +91,7 @@ function evalSubsets(c: ExperimentConfig, test: CifarData): { evalIdx: Int32Arra
 function loadEvalInputs(inp: ExperimentInputs): EvalInputs {
   const model = baseModelIdentity(inp);
   const test = loadCifar({ dataset: inp.config.dataset, split: 'test' });
-  return { test, sha: model.sha256, model, data: { test: describeSplit(test) }, ...evalSubsets(inp.config, test) };
+  return { test, sha: model.sha256, model, data: { test: splitIdentity(test) }, ...evalSubsets(inp.config, test) };
 }
 
 function loadInputs(inp: ExperimentInputs): Loaded {
@@ -99,7 +99,7 @@ function loadInputs(inp: ExperimentInputs): Loaded {
   const e = loadEvalInputs(inp);
   const train = loadCifar({ dataset: c.dataset, split: 'train' });
   return {
-    ...e, train, data: { ...e.data, train: describeSplit(train) },
+    ...e, train, data: { ...e.data, train: splitIdentity(train) },
     trainIdx: fixedSubset(train, c.finetune.trainN),
   };
 }

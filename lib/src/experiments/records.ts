@@ -44,7 +44,7 @@ export interface Common {
   checkpointSha256: string;
   /** The base model's architecture, file and hash. */
   model: ModelIdentity;
-  /** The data the record used, in words (`describeSplit`): whether each split is complete or a declared subset. */
+  /** The data the record used (`splitIdentity`): whether each split is complete or a declared subset, and which. */
   data: { test: string; train?: string };
   engine: { backend: string; threads: number; versions: Record<string, string> };
   seconds: Record<string, number>;
