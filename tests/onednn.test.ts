@@ -375,3 +375,13 @@ test('no native or tensor leak over 1,000 conv forward+backward steps', { skip }
   tf.dispose([x, w]);
   tryRegisterOnednn(2);
 });
+
+test('weight gradient of strided 1×1 convolutions with channels not a multiple of 8 (oneDNN AVX2 case) matches cpu', { skip }, async () => {
+  for (const [ic, hw, s] of [[3, 8, 2], [5, 8, 2], [3, 9, 2], [7, 12, 3], [16, 8, 2]] as const) {
+    await compare(`1×1 stride ${s}, ${ic} channels, ${hw}×${hw}`, () => {
+      const x = rand([3, hw, hw, ic], 300 + ic);
+      const w = rand([1, 1, ic, 16], 310 + ic);
+      return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'valid').square().sum())([x, w]);
+    });
+  }
+});

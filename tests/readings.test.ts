@@ -311,16 +311,20 @@ describe('readings', () => {
 });
 
 describe('CIFAR-100 readings (Figure 2)', () => {
-  test('crossDatasetRows: the same verdicts agree, a flipped one differs and is named', () => {
+  test('crossDatasetRows: the same verdicts agree, a flipped one differs and is named, with the weight of its evidence', () => {
     const flipped = [lt('bn-only', [[80, 50], [79, 49], [79, 49]]), paperLike[1], paperLike[2]];
     const rows = crossDatasetRows(paperLike, flipped);
     assert.equal(rows.length, 5);
     assert.deepEqual(rows.map((r) => r.agree), ['differs', 'same', 'same', 'same', 'same']);
-    assert.deepEqual([rows[0].cifar10, rows[0].cifar100], ['matches', 'does not match']);
+    assert.deepEqual([rows[0].cifar10, rows[0]['cifar10 evidence'], rows[0].cifar100, rows[0]['cifar100 evidence']], ['matches', 'outside noise', 'does not match', 'outside noise']);
     const text = crossDatasetReading(paperLike, flipped);
-    assert.match(text, /4 of 5 statements come out the same on CIFAR-10 and CIFAR-100 \(4 matching the paper on both, 0 failing on both\), 1 differ/);
-    assert.match(text, /- differs — BN-only first raises both clean and robust accuracy: CIFAR-10 matches, CIFAR-100 does not match/);
-    assert.match(crossDatasetReading(paperLike, paperLike), /5 of 5 statements .*, 0 differ\./);
+    assert.match(text, /4 of 5 statements come out the same on CIFAR-10 and CIFAR-100 \(4 matching the paper on both, 0 failing on both\); 1 differ with the evidence on both sides outside noise, 0 differ where one side's evidence is within noise\./);
+    assert.match(text, /- differs — BN-only first raises both clean and robust accuracy: CIFAR-10 matches \(outside noise\), CIFAR-100 does not match \(outside noise\)/);
+    // The same −1 pt with 40 answers swapped per epoch is noise: the disagreement is named as such.
+    const noisy = crossDatasetRows(paperLike, [lt('bn-only', [[80, 50], [79, 49], [79, 49]], 40), paperLike[1], paperLike[2]]);
+    assert.equal(noisy[0].agree, 'differs within noise');
+    assert.equal(noisy[0]['cifar100 evidence'], 'within noise');
+    assert.match(crossDatasetReading(paperLike, paperLike), /5 of 5 statements .*; 0 differ with the evidence on both sides outside noise/);
     // A mode missing on one side makes its statements untestable there, not a disagreement.
     const untestable = crossDatasetRows(paperLike, [paperLike[0]]);
     assert.equal(untestable[1].agree, 'not testable');

@@ -47,13 +47,21 @@ type LT = Pick<LayerTypeRecord, 'mode' | 'history' | 'eval'>;
  * robustness" = last epoch's robust accuracy minus epoch 0's.
  */
 export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
+  return layerTypeFindings(records).map(({ claim, measured, verdict }) => ({ claim, measured, verdict }));
+}
+
+/** A verdict with the paired 95% intervals it rests on (empty when not testable). */
+type Finding = Verdict & { decisive: Array<readonly [number, number]> };
+
+/** `layerTypeVerdicts` with, per statement, the intervals that decide it (for readings that weigh the evidence). */
+function layerTypeFindings(records: readonly LT[]): Finding[] {
   const by = new Map(records.map((r) => [r.mode, r]));
   const name = (m: LayerTypeMode) => LAYER_TYPE_LABELS[m];
-  const out: Verdict[] = [];
+  const out: Finding[] = [];
   for (const m of ['bn-only', 'conv-linear-only'] as const) {
     const r = by.get(m);
     const claim = `${name(m)} first raises both clean and robust accuracy`;
-    if (!r || r.history.length < 2) { out.push({ claim, measured: 'no fine-tuning epoch recorded', verdict: 'not testable' }); continue; }
+    if (!r || r.history.length < 2) { out.push({ claim, measured: 'no fine-tuning epoch recorded', verdict: 'not testable', decisive: [] }); continue; }
     const { clean: c, robust: rb } = r.history[1].vsBase;
     // A change whose paired interval includes 0 is named, so that a reader takes neither a
     // contradiction nor a confirmation from noise (the verdict itself stays literal: the signs).
@@ -63,6 +71,7 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
       measured: `epoch 1 vs 0: clean ${formatDeltaCI(c.delta, c.ci)}, robust ${formatDeltaCI(rb.delta, rb.ci)} pt` +
         (noise.length ? ` (the ${noise.join(' and the ')} change${noise.length > 1 ? 's are' : ' is'} within noise: the paired 95% interval includes 0)` : ''),
       verdict: c.delta > 0 && rb.delta > 0 ? 'matches' : 'does not match',
+      decisive: [c.ci, rb.ci],
     });
   }
   {
@@ -70,7 +79,7 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
     const claim = 'later in fine-tuning, Conv/Linear-only loses more robustness than BN-only';
     const epochs = Math.min(bn?.history.length ?? 0, cl?.history.length ?? 0) - 1;
     if (!bn || !cl || epochs < 2) {
-      out.push({ claim, measured: `${Math.max(epochs, 0)} fine-tuning epoch(s): a later loss needs at least 2`, verdict: 'not testable' });
+      out.push({ claim, measured: `${Math.max(epochs, 0)} fine-tuning epoch(s): a later loss needs at least 2`, verdict: 'not testable', decisive: [] });
     } else {
       const a = lateLoss(cl), b = lateLoss(bn);
       const cell = (l: LateLoss) => `${f2(l.drop)} [${f2(l.ci[0])}, ${f2(l.ci[1])}]`;
@@ -81,14 +90,15 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
         measured: `robust drop from the best fine-tuned epoch to the last (paired 95% interval): Conv/Linear-only ${cell(a)} (epoch ${a.best} → ${a.last}), BN-only ${cell(b)} (epoch ${b.best} → ${b.last}) pt; ` +
           `at the last epoch Conv/Linear-only − BN-only robust ${formatDeltaCI(end.delta, end.ci)} pt${withinNoise(end.ci)}`,
         verdict: a.drop > b.drop ? 'matches' : 'does not match',
+        decisive: [end.ci],
       });
     }
   }
   const modes = records.map((r) => r.mode);
   const full = by.get('full');
   if (!full || full.history.length < 2 || records.length < 2) {
-    out.push({ claim: 'Full fine-tuning gives the best clean accuracy', measured: 'needs Full and another mode with fine-tuning epochs', verdict: 'not testable' });
-    out.push({ claim: 'Full fine-tuning loses the most robustness', measured: 'needs Full and another mode with fine-tuning epochs', verdict: 'not testable' });
+    out.push({ claim: 'Full fine-tuning gives the best clean accuracy', measured: 'needs Full and another mode with fine-tuning epochs', verdict: 'not testable', decisive: [] });
+    out.push({ claim: 'Full fine-tuning loses the most robustness', measured: 'needs Full and another mode with fine-tuning epochs', verdict: 'not testable', decisive: [] });
     return out;
   }
   const bestCleanEpoch = new Map(records.map((r) => [r.mode, r.history.slice(1).reduce((a, h) => (h.clean > a.clean ? h : a))]));
@@ -105,6 +115,7 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
       measured: `best clean over the epochs: ${modes.map((m) => `${name(m)} ${f2(bestCleanEpoch.get(m)!.clean)}`).join(', ')}; ` +
         `Full − ${name(runnerUp.mode)}: ${formatDeltaCI(gap.delta, gap.ci)} pt (paired 95% interval${includes0(gap.ci) ? ', includes 0' : ''})`,
       verdict: others.every((r) => fb.clean > bestCleanEpoch.get(r.mode)!.clean) ? 'matches' : 'does not match',
+      decisive: [gap.ci],
     });
   }
   {
@@ -117,6 +128,7 @@ export function layerTypeVerdicts(records: readonly LT[]): Verdict[] {
       measured: `robust change, last epoch vs epoch 0 (paired 95% interval): ${records.map((r) => `${name(r.mode)} ${formatDeltaCI(change(r).delta, change(r).ci)}`).join(', ')} pt; ` +
         `at the last epoch Full − ${name(nearest.mode)} robust ${formatDeltaCI(gap.delta, gap.ci)} pt${withinNoise(gap.ci)}`,
       verdict: others.every((r) => change(full).delta < change(r).delta) && change(full).delta < 0 ? 'matches' : 'does not match',
+      decisive: [gap.ci],
     });
   }
   return out;
@@ -509,33 +521,56 @@ export function trainingScaleReading(
   return lines.join('\n');
 }
 
-/** One of the paper's layer-type statements with its verdict on each dataset and whether they agree. */
-export type CrossDatasetRow = { claim: string; cifar10: Verdict['verdict']; cifar100: Verdict['verdict']; agree: 'same' | 'differs' | 'not testable' };
+/**
+ * One of the paper's layer-type statements on each dataset: the verdict, whether the paired
+ * interval(s) it rests on include 0 ('within noise'), and whether the two datasets agree — 'differs
+ * within noise' when they disagree but one side's evidence includes 0.
+ */
+export type CrossDatasetRow = {
+  claim: string;
+  cifar10: Verdict['verdict'];
+  'cifar10 evidence': Evidence;
+  cifar100: Verdict['verdict'];
+  'cifar100 evidence': Evidence;
+  agree: 'same' | 'differs' | 'differs within noise' | 'not testable';
+};
+
+/** Whether a verdict's deciding paired intervals all exclude 0. */
+type Evidence = 'outside noise' | 'within noise' | '';
+
+const evidence = (f: Finding): Evidence => (f.decisive.length === 0 ? '' : f.decisive.some(includes0) ? 'within noise' : 'outside noise');
 
 /**
  * The paper's "same trend on both datasets" (Figures 1 and 2), checked statement by statement:
- * the `layerTypeVerdicts` of the CIFAR-10 and the CIFAR-100 records side by side.
+ * the `layerTypeVerdicts` of the CIFAR-10 and the CIFAR-100 records side by side, with the
+ * weight of each side's evidence.
  */
 export function crossDatasetRows(cifar10: readonly LT[], cifar100: readonly LT[]): CrossDatasetRow[] {
-  const a = layerTypeVerdicts(cifar10), b = layerTypeVerdicts(cifar100);
+  const a = layerTypeFindings(cifar10), b = layerTypeFindings(cifar100);
   return a.map((v, i) => {
     const w = b[i];
-    const agree = v.verdict === 'not testable' || w.verdict === 'not testable' ? 'not testable' : v.verdict === w.verdict ? 'same' : 'differs';
-    return { claim: v.claim, cifar10: v.verdict, cifar100: w.verdict, agree };
+    const ea = evidence(v), eb = evidence(w);
+    const agree = v.verdict === 'not testable' || w.verdict === 'not testable' ? 'not testable'
+      : v.verdict === w.verdict ? 'same' : ea === 'within noise' || eb === 'within noise' ? 'differs within noise' : 'differs';
+    return { claim: v.claim, cifar10: v.verdict, 'cifar10 evidence': ea, cifar100: w.verdict, 'cifar100 evidence': eb, agree };
   });
 }
 
-/** A paragraph on `crossDatasetRows`: how many statements come out the same on both datasets, and which differ. */
+/** A paragraph on `crossDatasetRows`: how many statements come out the same on both datasets, which differ, and on what evidence. */
 export function crossDatasetReading(cifar10: readonly LT[], cifar100: readonly LT[]): string {
   const rows = crossDatasetRows(cifar10, cifar100);
-  const same = rows.filter((r) => r.agree === 'same'), differs = rows.filter((r) => r.agree === 'differs');
+  const same = rows.filter((r) => r.agree === 'same');
+  const differs = rows.filter((r) => r.agree === 'differs'), noisy = rows.filter((r) => r.agree === 'differs within noise');
   const bothMatch = same.filter((r) => r.cifar10 === 'matches');
+  const untestable = rows.length - same.length - differs.length - noisy.length;
+  const c100Noise = rows.filter((r) => r['cifar100 evidence'] === 'within noise').length;
   return [
     `**The paper's "same trend on both datasets" (computed).** ${same.length} of ${rows.length} statements come out the same on CIFAR-10 and CIFAR-100 ` +
-      `(${bothMatch.length} matching the paper on both, ${same.length - bothMatch.length} failing on both), ${differs.length} differ` +
-      `${rows.length - same.length - differs.length ? `, ${rows.length - same.length - differs.length} cannot be tested` : ''}.`,
-    ...(differs.length ? ['', ...differs.map((r) => `- differs — ${r.claim}: CIFAR-10 ${r.cifar10}, CIFAR-100 ${r.cifar100}`)] : []),
+      `(${bothMatch.length} matching the paper on both, ${same.length - bothMatch.length} failing on both); ${differs.length} differ with the evidence on both sides outside noise` +
+      `, ${noisy.length} differ where one side's evidence is within noise${untestable ? `; ${untestable} cannot be tested` : ''}.`,
+    ...(differs.length + noisy.length ? ['', ...[...differs, ...noisy].map((r) => `- ${r.agree} — ${r.claim}: CIFAR-10 ${r.cifar10} (${r['cifar10 evidence']}), CIFAR-100 ${r.cifar100} (${r['cifar100 evidence']})`)] : []),
     '',
-    'A verdict is the sign of a change; the measured column of each figure\'s table gives its paired interval, and a verdict whose interval includes 0 on either dataset is agreement (or disagreement) within noise.',
+    `${c100Noise} of the ${rows.length} CIFAR-100 verdicts rest on paired 95% intervals that include 0: there the curves do not show a trend either way, so a "differs" there is not evidence against the paper — nor is a "same" evidence for it. ` +
+      'The measured column of each figure\'s statements table gives the intervals.',
   ].join('\n');
 }

@@ -102,6 +102,30 @@ function convGeometry(xShape: number[], filterShape: number[], attrs: {
   return geom;
 }
 
+/**
+ * oneDNN 2.6.3's weight gradient of a 1×1 convolution with stride > 1 is wrong on AVX2-only CPUs
+ * when the input channels are not a multiple of 8 (seen: 3 channels, 8×8 input, stride 2, ~50%
+ * error; AVX-512 machines and multiples of 8 are fine). Such a convolution reads only every
+ * stride-th pixel, so its weight gradient equals that of a stride-1 1×1 convolution of the
+ * subsampled input: returns that input and geometry, or undefined for every other case (the
+ * model's own 1×1 shortcuts have multiples of 8 channels and keep the direct primitive, so their
+ * numbers do not change).
+ */
+function strided1x1Input(x: Float32Array, geom: number[]): { x: Float32Array; geom: number[] } | undefined {
+  const [n, ih, iw, ic, oc, kh, kw, sh, sw, pt, pb, pl, pr, oh, ow] = geom;
+  if (kh !== 1 || kw !== 1 || (sh === 1 && sw === 1) || ic % 8 === 0 || pt || pb || pl || pr) return undefined;
+  const out = new Float32Array(n * oh * ow * ic);
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < oh; i++) {
+      for (let j = 0; j < ow; j++) {
+        const src = ((b * ih + i * sh) * iw + j * sw) * ic;
+        out.set(x.subarray(src, src + ic), ((b * oh + i) * ow + j) * ic);
+      }
+    }
+  }
+  return { x: out, geom: [n, oh, ow, ic, oc, 1, 1, 1, 1, 0, 0, 0, 0, oh, ow] };
+}
+
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
@@ -207,7 +231,9 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       const xv = values(b, x), dyv = values(b, dy);
       if (!geom || !xv || !dyv || !sameShape(dy.shape, [geom[0], geom[13], geom[14], geom[4]])) return fallback(args);
       const dw = b.alloc(sizeOf(attrs.filterShape));
-      addon.conv2dBackpropFilter(xv, dyv, dw, geom);
+      const strided1x1 = strided1x1Input(xv, geom);
+      if (strided1x1) addon.conv2dBackpropFilter(strided1x1.x, dyv, dw, strided1x1.geom);
+      else addon.conv2dBackpropFilter(xv, dyv, dw, geom);
       return b.makeTensorInfo([...attrs.filterShape], 'float32', dw);
     };
   })();
