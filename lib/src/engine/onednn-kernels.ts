@@ -231,9 +231,8 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       const xv = values(b, x), dyv = values(b, dy);
       if (!geom || !xv || !dyv || !sameShape(dy.shape, [geom[0], geom[13], geom[14], geom[4]])) return fallback(args);
       const dw = b.alloc(sizeOf(attrs.filterShape));
-      const strided1x1 = strided1x1Input(xv, geom);
-      if (strided1x1) addon.conv2dBackpropFilter(strided1x1.x, dyv, dw, strided1x1.geom);
-      else addon.conv2dBackpropFilter(xv, dyv, dw, geom);
+      const input = strided1x1Input(xv, geom) ?? { x: xv, geom };
+      addon.conv2dBackpropFilter(input.x, dyv, dw, input.geom);
       return b.makeTensorInfo([...attrs.filterShape], 'float32', dw);
     };
   })();
