@@ -6,6 +6,9 @@
 import { parseArgs } from 'node:util';
 import { BACKEND_ORDER, type BackendName } from '../lib/src/engine/engine.js';
 import { profileFromEnv } from '../lib/src/experiments/config.js';
+import { ARCH_NAMES } from '../lib/src/nn/architectures.js';
+import { parseNormalization, type ImportOptions } from '../lib/src/nn/pytorch.js';
+import { importBase, importedBaseEnvName, type ImportedBase } from '../lib/src/experiments/imported.js';
 
 /** One option: node's parseArgs type plus what `--help` prints. */
 export interface CliOption {
@@ -126,8 +129,45 @@ export function runMain(main: () => Promise<void>): void {
 
 /** Options several CLIs share. */
 export const COMMON_OPTIONS = {
-  profile: { type: 'string', default: profileFromEnv(), arg: '<smoke|quick|paper>', help: 'settings profile (lib/src/experiments/config.ts); env RIFT_PROFILE' },
+  profile: { type: 'string', default: profileFromEnv(), arg: '<smoke|quick|imported|paper>', help: 'settings profile (lib/src/experiments/config.ts); env RIFT_PROFILE' },
   dataset: { type: 'string', default: 'cifar10', arg: '<cifar10|cifar100>', help: 'dataset' },
   set: { type: 'string', multiple: true, default: [] as string[], arg: '<key=value>', help: 'override one config field, repeatable (e.g. --set finetune.epochs=3; JSON values)' },
   backend: { type: 'string', arg: '<name>', help: 'TF.js backend: auto, tensorflow-gpu, tensorflow, onednn, wasm or cpu (default: env RIFT_BACKEND, else auto)' },
 } as const satisfies Record<string, CliOption>;
+
+/** Options of every CLI that runs on a model brought from PyTorch (`--base`). */
+export const IMPORT_OPTIONS = {
+  base: { type: 'string', multiple: true, default: [] as string[], arg: '<model.pt>', help: 'PyTorch checkpoint (torch.save or .safetensors) to run on instead of the profile\'s own base; its class count picks the dataset (repeat for CIFAR-10 and CIFAR-100)' },
+  arch: { type: 'string', arg: `<${ARCH_NAMES.join('|')}>`, help: '--base architecture (default: detected from the keys)' },
+  normalization: { type: 'string', arg: '<cifar10|cifar100|none|buffers|mean=r,g,b;std=r,g,b>', help: '--base input normalisation: cifar10 = CIFAR mean/std outside the model (RiFT), none = raw [0,1] (RobustBench), buffers = the file\'s mu/sigma (default when present; else required)' },
+  key: { type: 'string', arg: '<name>', help: '--base: the state_dict\'s key inside the checkpoint dict (default: top level, else state_dict/net/model/…)' },
+  'preact-shortcut': { type: 'string', arg: '<input|preact>', help: '--base PreActResNet (required for one; the keys do not tell): the shortcut conv reads the block input (RobustBench PreActBlock: Wong2020Fast) or the pre-activation (PreActBlockV2)' },
+} as const satisfies Record<string, CliOption>;
+
+/** The ImportOptions the IMPORT_OPTIONS values state (checked; errors name the option). */
+export function importOptionsFrom(v: { arch?: string; normalization?: string; key?: string; 'preact-shortcut'?: string }): ImportOptions {
+  return {
+    ...(v.arch ? { arch: choiceArg('arch', v.arch, ARCH_NAMES) } : {}),
+    ...(v.normalization ? { normalization: parseNormalization(v.normalization) } : {}),
+    ...(v.key ? { key: v.key } : {}),
+    ...(v['preact-shortcut'] ? { preactShortcut: choiceArg('preact-shortcut', v['preact-shortcut'], ['preact', 'input'] as const) } : {}),
+  };
+}
+
+/**
+ * Imports each `--base` file (cached under data/imported/) and names it for its dataset in the
+ * environment (RIFT_BASE_<DATASET>), so `baseCheckpointPath` and the notebooks run on it.
+ * Returns the imported bases; prints one line each.
+ */
+export function importBasesFromArgs(v: { base: string[]; arch?: string; normalization?: string; key?: string; 'preact-shortcut'?: string }, log = console.log): ImportedBase[] {
+  const options = importOptionsFrom(v);
+  const out: ImportedBase[] = [];
+  for (const file of v.base) {
+    const b = importBase(file, options);
+    if (out.some((o) => o.dataset === b.dataset)) throw new Error(`--base ${file}: a second ${b.dataset} model (one --base per dataset)`);
+    process.env[importedBaseEnvName(b.dataset)] = b.checkpoint;
+    log(`base for ${b.dataset}: ${b.label}, ${b.source.file} (sha256 ${b.source.sha256.slice(0, 12)}, ${b.source.format}) → ${b.checkpoint}${b.reused ? ' (imported before)' : ''}${b.source.notes.length ? `; ${b.source.notes.join('; ')}` : ''}`);
+    out.push(b);
+  }
+  return out;
+}

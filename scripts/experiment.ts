@@ -3,11 +3,10 @@ import * as fs from 'node:fs';
 import { initEngine } from '../lib/src/engine/engine.js';
 import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js';
 import { runBaseEvaluation, runMRCExperiment, runRift, runLayerType, baseModelIdentity } from '../lib/src/experiments/experiments.js';
-import { runCheckpointPath } from '../lib/src/experiments/adversarial-training.js';
+import { baseCheckpointPath } from '../lib/src/experiments/adversarial-training.js';
 import type { LayerTypeMode } from '../lib/src/method/finetune.js';
 import { formatDelta } from '../lib/src/util/stats.js';
-import { runMain, backendArg, parseCli, intArg, choiceArg, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
-import { baseRunDir } from '../lib/src/util/paths.js';
+import { runMain, backendArg, parseCli, intArg, choiceArg, choiceListArg, COMMON_OPTIONS, IMPORT_OPTIONS, importBasesFromArgs, type CliSpec, type CliOption } from './cli.js';
 import { architectureLabel, finalScore, type Method } from '../lib/src/experiments/records.js';
 
 const WHAT = ['base', 'mrc', 'rift', 'table1', 'layer-type'] as const;
@@ -25,7 +24,8 @@ const CLI = {
   options: {
     profile: COMMON_OPTIONS.profile,
     dataset: COMMON_OPTIONS.dataset,
-    checkpoint: { type: 'string', arg: '<base.rbn>', help: 'base model (default: data/runs/<dataset>-<profile>-at/best.rbn, from `npm run train`)' },
+    checkpoint: { type: 'string', arg: '<base.rbn>', help: 'base model (default: the --base import, else data/runs/<dataset>-<profile>-at/best.rbn from `npm run train`)' },
+    ...IMPORT_OPTIONS,
     method: { type: 'string', arg: '<rift|rift-bn>', help: 'rift: only the method (default: both)' },
     k: { type: 'string', arg: '<1,2,...>', help: 'rift: the k values (default: the profile\'s topK)' },
     mode: { type: 'string', default: MODES.join(','), arg: '<modes>', help: 'layer-type: which curves' },
@@ -47,11 +47,16 @@ runMain(async () => {
   const ks = values.k ? values.k.split(',').map((k) => intArg('k', k, 1)) : config.topK;
   const methods = values.method ? [choiceArg('method', values.method, METHODS)] : [...METHODS];
   const modes = choiceListArg('mode', values.mode, MODES);
-  const checkpoint = values.checkpoint ?? runCheckpointPath(baseRunDir(config), 'best');
+  if (values.checkpoint && values.base.length) throw new Error('--checkpoint and --base both name a base model; give one');
+  const imported = importBasesFromArgs(values);
+  if (imported.length && !imported.some((b) => b.dataset === config.dataset)) {
+    throw new Error(`--base ${values.base.join(', ')}: no ${config.dataset} model among them (${imported.map((b) => `${b.dataset}`).join(', ')}); pass --dataset ${imported[0].dataset}`);
+  }
+  const checkpoint = values.checkpoint ?? baseCheckpointPath(config);
   if (!fs.existsSync(checkpoint)) {
     throw new Error(values.checkpoint
       ? `--checkpoint ${checkpoint}: no such file`
-      : `base checkpoint ${checkpoint} not found: train it with \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` or pass --checkpoint`);
+      : `base checkpoint ${checkpoint} not found: train it with \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\`, pass --checkpoint, or bring one with --base`);
   }
   const model = baseModelIdentity({ config, checkpoint });
   const engine = await initEngine({ backend: backendArg(values.backend) });

@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { readManifest, type ArtifactManifest } from '../lib/src/present/artifacts.js';
 import { PROFILE_NAMES, profileFromEnv } from '../lib/src/experiments/config.js';
 import { combineNotebooks, formatFailures, notebookFailures, stripExternalScripts, summaryMarkdown, type NotebookJson, type NotebookRun, type RunInfo } from '../lib/src/present/report.js';
-import { runMain, parseCli, choiceArg, numberArg, type CliSpec, type CliOption } from './cli.js';
+import { runMain, parseCli, choiceArg, numberArg, IMPORT_OPTIONS, importBasesFromArgs, type CliSpec, type CliOption } from './cli.js';
 import { ensureKernel, jupyterEnv, jupyterMissing } from './jupyter.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
 import { repoRoot } from '../lib/src/util/paths.js';
@@ -127,12 +127,13 @@ const CLI = {
     'SVG/PNG and each table as CSV/Markdown, summary.md with provenance. Fails with the cell\'s own error\n' +
     'text when a cell errors or writes to stderr. Same as `npm run notebooks --`.',
   options: {
-    profile: { type: 'string', default: profileFromEnv(), arg: '<smoke|quick|paper>', help: 'passed to the notebooks as RIFT_PROFILE (default: env RIFT_PROFILE, else quick)' },
+    profile: { type: 'string', default: profileFromEnv(), arg: '<smoke|quick|imported|paper>', help: 'passed to the notebooks as RIFT_PROFILE (default: env RIFT_PROFILE, else quick)' },
     only: { type: 'string', arg: '<a,b>', help: 'only notebooks whose name starts with one of these (e.g. 01,03-mrc)' },
     notebooks: { type: 'string', default: path.join(ROOT, 'notebooks'), arg: '<dir>', help: 'folder of notebooks' },
     report: { type: 'string', default: path.join(ROOT, 'report'), arg: '<dir>', help: 'output folder' },
     'no-pdf': { type: 'boolean', default: false, help: 'skip the PDF (Chromium)' },
     'cell-timeout': { type: 'string', arg: '<s>', help: 'fail a cell that runs longer than this many seconds (default: no limit)' },
+    ...IMPORT_OPTIONS,
   },
 } as const satisfies CliSpec<Record<string, CliOption>>;
 
@@ -148,6 +149,10 @@ runMain(async () => {
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
   const selected = only ? all.filter((f) => only.some((p) => f.startsWith(p))) : all;
   if (selected.length === 0) throw new Error(`no notebooks to run in ${nbDir}${only ? ` matching --only ${values.only}` : ''}`);
+
+  // Imported bases are checked (and converted once) before any notebook runs; the notebooks
+  // inherit RIFT_BASE_<DATASET> from this process's environment.
+  const bases = importBasesFromArgs(values, say);
 
   const missing = jupyterMissing(ROOT);
   if (missing) throw new Error(missing);
@@ -173,7 +178,11 @@ runMain(async () => {
   const run: RunInfo = {
     runId: `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`,
     profile, startedAt: new Date().toISOString(), commit, dirty,
-    node: process.versions.node, cpu: `${os.cpus()[0]?.model ?? 'unknown'}, ${os.availableParallelism()} cores`, notebooks: [],
+    node: process.versions.node, cpu: `${os.cpus()[0]?.model ?? 'unknown'}, ${os.availableParallelism()} cores`,
+    ...(bases.length ? {
+      bases: bases.map((b) => ({ dataset: b.dataset, label: b.label, file: b.source.file, sha256: b.source.sha256, format: b.source.format, normalization: b.source.normalization, checkpoint: b.checkpoint })),
+    } : {}),
+    notebooks: [],
   };
   const manifests = (): ArtifactManifest[] => run.notebooks.map((n) => readManifest(reportDir, n.name)).filter((m): m is ArtifactManifest => !!m);
   const writeSummary = () => {

@@ -24,7 +24,7 @@ test('config: profiles, overrides, lr schedule, clear errors', () => {
   assert.equal(c.advTrain.attack.steps, 1);
   assert.equal(c.advTrain.trainN, null);
   assert.equal(c.advTrain.attack.eps, 8 / 255, 'siblings keep their defaults');
-  assert.throws(() => resolveConfig('huge'), /unknown profile 'huge'; profiles: smoke, quick, paper/);
+  assert.throws(() => resolveConfig('huge'), /unknown profile 'huge'; profiles: smoke, quick, imported, paper/);
   assert.throws(() => resolveConfig('smoke', 'cifar10', parseOverrides(['advTrain.epoch=3'])), /unknown setting 'advTrain.epoch'/);
   assert.throws(() => resolveConfig('smoke', 'cifar10', parseOverrides(['advTrain.epochs=0'])), /advTrain.epochs must be an integer ≥ 1/);
   assert.throws(() => parseOverrides(['epochs']), /--set expects key=value/);

@@ -13,7 +13,7 @@ test('FLOP count of CIFAR ResNet-18 matches the commonly cited 0.56 GMACs', () =
   const m = createResNet18({ width: 1 });
   const macs = resnet18ForwardFlops(m) / 2;
   m.dispose();
-  // 556.65M MACs for convs + linear, e.g. as reported by thop/ptflops for kuangliu's ResNet18.
+  // 556.65M MACs for convs + linear, e.g. as reported by thop/ptflops for kuangliu's Network.
   assert.ok(Math.abs(macs / 556.65e6 - 1) < 0.005, `${macs / 1e6}M MACs`);
 });
 

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { initEngine, type BackendName } from '../lib/src/engine/engine.js';
 import { mulberry32 } from '../lib/src/util/rng.js';
 
@@ -31,4 +32,21 @@ export function tempDir(prefix = 'rift-test-'): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   process.on('exit', () => fs.rmSync(d, { recursive: true, force: true }));
   return d;
+}
+
+/** The Python with Debian's python3-torch (the independent reference). */
+export const PYTHON = '/usr/bin/python3';
+
+/** Skip reason for tests that need PyTorch: false when it imports, or when RIFT_REQUIRE_TORCH=1 (CI), which makes its absence a failure. */
+export function torchSkip(): string | false {
+  const have = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  return !have && process.env.RIFT_REQUIRE_TORCH !== '1' ? `PyTorch not importable by ${PYTHON} (apt-get install python3-torch)` : false;
+}
+
+/** max |got − want| / max |want|: the relative error of two equally long arrays (the PyTorch comparisons' measure). */
+export function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  if (got.length !== want.length) throw new Error(`maxRel: ${got.length} values vs ${want.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < got.length; i++) { num = Math.max(num, Math.abs(got[i] - want[i])); den = Math.max(den, Math.abs(want[i])); }
+  return num / Math.max(den, 1e-12);
 }

@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { createResNet18, type ResNet18 } from '../lib/src/nn/model.js';
+import { createResNet18, type Network } from '../lib/src/nn/model.js';
 import { loadCifar } from '../lib/src/data/cifar.js';
 import { makeAdversarialSet, computeMRC, selectLowest, candidateModules, mrcKeys, type AdversarialSet } from '../lib/src/method/mrc.js';
 import { finetune, layerTypeModules, bnModesFor } from '../lib/src/method/finetune.js';
@@ -11,7 +11,7 @@ import { trainEpoch } from '../lib/src/method/train.js';
 import { testEngine, assertNoLeak, randImages } from './helpers.js';
 import { subsetIndices } from '../lib/src/data/subsets.js';
 
-let model: ResNet18;
+let model: Network;
 let adv: AdversarialSet;
 const train = () => loadCifar({ dataset: 'cifar10', split: 'train' });
 const testSet = () => loadCifar({ dataset: 'cifar10', split: 'test' });
@@ -26,7 +26,7 @@ before(async () => {
   adv = await makeAdversarialSet(model, testSet(), { n: 96, attack: { steps: 3 }, progress: false });
 });
 
-function stateArrays(m: ResNet18): Map<string, Float32Array> {
+function stateArrays(m: Network): Map<string, Float32Array> {
   return new Map(m.stateKeys().map((k) => [k, m.read(k)]));
 }
 

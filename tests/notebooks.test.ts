@@ -15,6 +15,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { readManifest } from '../lib/src/present/artifacts.js';
 import { notebookFailures, type NotebookJson } from '../lib/src/present/report.js';
 import { jupyterMissing } from '../scripts/jupyter.js';
@@ -28,6 +29,8 @@ const chromium = ['chromium', 'chromium-browser', 'google-chrome'].some((c) => s
 const skip = missing && !REQUIRE ? `${missing} (set RIFT_REQUIRE_JUPYTER=1 to make this a failure)` : false;
 
 const ALL = REQUIRE || process.env.RIFT_ALL_NOTEBOOKS === '1';
+const PYTHON = '/usr/bin/python3';
+const haveTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 const pdftoppm = spawnSync('pdftoppm', ['-v']).status === 0;
 
 /**
@@ -139,6 +142,34 @@ describe('notebook runner', { skip }, () => {
       process.stdout.write(`# report.pdf: ${pages.length} pages, ${withCharts} with charts (${figures} figures)\n`);
       assert.ok(pages.length >= names.length, `report.pdf has ${pages.length} pages for ${names.length} notebooks`);
       assert.ok(withCharts >= Math.min(figures, 3), `only ${withCharts} PDF pages show coloured chart pixels (${figures} figures in the run)`);
+    }
+  });
+
+  test('every notebook on the smoke profile with a base imported from PyTorch (npm start -- --base model.pt, CI)', {
+    skip: (!ALL && 'runs with RIFT_REQUIRE_JUPYTER=1 (CI) or RIFT_ALL_NOTEBOOKS=1') || (!haveTorch && process.env.RIFT_REQUIRE_TORCH !== '1' && `PyTorch not importable by ${PYTHON}`),
+    timeout: 50 * 60_000,
+  }, () => {
+    // A Kuang Liu ResNet-18 with random weights, saved by PyTorch itself as a DataParallel checkpoint under 'net'.
+    const dir = tempDir('rift-imported-');
+    const spec = { arch: 'resnet18', width: 0.125, numClasses: 10, wrapper: 'module', key: 'net', extras: true, normalization: 'cifar10', seed: 9, batch: 1 };
+    const made = spawnSync(PYTHON, [path.join(ROOT, 'tests', 'reference', 'torch_checkpoints.py'), 'make', dir, JSON.stringify(spec)], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    const file = path.join(dir, 'rift-smoke-model.pt');
+    fs.renameSync(path.join(dir, 'ckpt'), file);
+    const sha = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+    const report = tempDir('rift-report-imported-');
+    const r = runner(['--profile', 'smoke', '--base', file, '--normalization', 'cifar10', '--report', report, '--no-pdf'], 45 * 60_000);
+    process.stdout.write(r.out.split('\n').filter((l) => /^\[\d+\/\d+\] \S+: ok in|^base for/.test(l)).map((l) => `# ${l}\n`).join(''));
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /base for cifar10: resnet18 width 0\.125, .*rift-smoke-model\.pt \(sha256 [0-9a-f]{12}, torch-zip\).*state_dict taken from key 'net'; left out: epoch, acc, optimizer.*prefix 'module\.' removed/);
+    const summary = fs.readFileSync(path.join(report, 'summary.md'), 'utf8');
+    assert.ok(summary.includes(`| cifar10 base (imported) | resnet18 width 0.125;`) && summary.includes(sha), 'summary.md names the imported base and its SHA-256');
+    const setup = fs.readFileSync(path.join(report, '02-base-model', 'base-setup.md'), 'utf8');
+    assert.match(setup, new RegExp(`imported from rift-smoke-model\\.pt \\(sha256 ${sha.slice(0, 12)}\\)`));
+    assert.match(setup, /imported: trained outside this project/);
+    for (const f of fs.readdirSync(path.join(ROOT, 'notebooks')).filter((x) => x.endsWith('.ipynb'))) {
+      const nb = JSON.parse(fs.readFileSync(path.join(report, 'notebooks', f), 'utf8')) as NotebookJson;
+      assert.deepEqual(notebookFailures(nb), [], f);
     }
   });
 });

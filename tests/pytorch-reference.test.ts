@@ -13,21 +13,12 @@ import { createResNet18 } from '../lib/src/nn/model.js';
 import { encodeCheckpoint } from '../lib/src/nn/checkpoint.js';
 import { crossEntropy } from '../lib/src/nn/losses.js';
 import { SGD } from '../lib/src/nn/optim.js';
-import { testEngine, randImages, tempDir } from './helpers.js';
+import { testEngine, PYTHON, torchSkip, maxRel, randImages, tempDir } from './helpers.js';
 
-const PYTHON = '/usr/bin/python3';
-const torchProbe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-const haveTorch = torchProbe.status === 0;
-const skip = !haveTorch && process.env.RIFT_REQUIRE_TORCH !== '1' ? `PyTorch not importable by ${PYTHON} (apt-get install python3-torch)` : false;
+const skip = torchSkip();
 
 before(testEngine);
 
-function maxRel(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let num = 0, den = 0;
-  for (let i = 0; i < got.length; i++) { num = Math.max(num, Math.abs(got[i] - want[i])); den = Math.max(den, Math.abs(want[i])); }
-  return num / Math.max(den, 1e-12);
-}
 
 test('ResNet-18 matches PyTorch: logits, input gradient, train-mode BN statistics, weight gradients, one SGD step', { skip }, () => {
   const dir = tempDir();

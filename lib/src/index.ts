@@ -21,12 +21,16 @@ export * from './data/subsets.js';
 export * from './data/augment.js';
 export * from './data/batches.js';
 export * from './data/download.js';
-// nn: ResNet-18 with PyTorch module names, BatchNorm, losses, SGD, checkpoints
+// nn: networks with PyTorch module names (ResNet-18, PreActResNet-18, WideResNet), BatchNorm,
+// losses, SGD, checkpoints, PyTorch state_dicts in and out
+export * from './nn/architectures.js';
 export * from './nn/model.js';
 export * from './nn/batchnorm.js';
 export * from './nn/losses.js';
 export * from './nn/optim.js';
 export * from './nn/checkpoint.js';
+export * from './nn/torch-format.js';
+export * from './nn/pytorch.js';
 // attacks: pure (model, x, y, options) → xAdv
 export * from './attacks/index.js';
 // method: training, evaluation, MRC, fine-tuning, interpolation
@@ -39,6 +43,7 @@ export * from './method/interpolate.js';
 export * from './experiments/config.js';
 export * from './experiments/cache.js';
 export * from './experiments/adversarial-training.js';
+export * from './experiments/imported.js';
 export * from './experiments/records.js';
 export * from './experiments/experiments.js';
 export * from './experiments/bench.js';

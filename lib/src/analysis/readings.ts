@@ -13,7 +13,7 @@ import type { LayerTypeMode } from '../method/finetune.js';
 import type { EpochMetrics } from '../experiments/adversarial-training.js';
 import { describeSplit, type CifarData } from '../data/cifar.js';
 import { attackLabel, formatDuration, signed } from '../util/format.js';
-import { decodeBits, finalScore, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from '../experiments/records.js';
+import { decodeBits, finalScore, modelLabel, type ModelIdentity, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from '../experiments/records.js';
 
 /** A claim of the paper beside what our records show. */
 export type Verdict = {
@@ -417,7 +417,7 @@ export const RESNET18_PARAMS = 11_173_962;
  * The base model against the paper's: accuracies and their gaps, the noise yardstick, and the
  * scale at which ours was trained (width, epochs, training attack, data) against the paper's.
  */
-export function baseReading(base: Pick<BaseRecord, 'clean' | 'robust' | 'n'> & { cleanN?: number }, config: Pick<ExperimentConfig, 'profile' | 'advTrain' | 'eval'>, params: number): string {
+export function baseReading(base: Pick<BaseRecord, 'clean' | 'robust' | 'n'> & { cleanN?: number; model?: ModelIdentity }, config: Pick<ExperimentConfig, 'profile' | 'advTrain' | 'eval'>, params: number): string {
   const p = PAPER_TABLE1.base;
   const ref = resolveConfig('paper').advTrain;
   const t = config.advTrain;
@@ -432,7 +432,13 @@ export function baseReading(base: Pick<BaseRecord, 'clean' | 'robust' | 'n'> & {
       `(one binomial standard error: ±${f2(binomialSE(base.clean, base.cleanN ?? base.n))} / ±${f2(binomialSE(base.robust, base.n))} pt). ` +
       `Clean − robust gap: ${f2(base.clean - base.robust)} pt (paper ${f2(p.clean - p.robust)}).`,
     '',
-    reduced.length
+    base.model?.imported
+      ? `Imported base (${modelLabel(base.model)}, ${(params / 1e6).toFixed(2)} M parameters): it was trained outside this project, so its training scale is its authors'. ` +
+        (base.model.arch === 'resnet18' && base.model.width === 1
+          ? 'It is the paper\'s architecture, so its absolute numbers are comparable to the paper\'s up to the training recipe; '
+          : 'It is not the paper\'s ResNet-18, so compare the changes it undergoes, not its absolute numbers, with the paper\'s; ') +
+        `the later notebooks measure every change from THIS base on the same images (${evalImagesLabel(base)}).`
+      : reduced.length
       ? `Reduced scale: ${reduced.join(', ')}. Lower absolute accuracies than the paper's are expected from this alone, so our numbers are not the paper's numbers; what the later notebooks compare is the change from THIS base, measured on the same images (${evalImagesLabel(base)}).`
       : 'Trained at the paper\'s scale: the absolute numbers are directly comparable to the paper\'s.',
   ];

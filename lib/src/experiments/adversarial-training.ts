@@ -26,6 +26,7 @@ import { baseRunDir } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { formatDuration } from '../util/format.js';
 import { fixedSubset } from '../data/subsets.js';
+import { importedBaseFromEnv, importedBaseEnvName } from './imported.js';
 
 /**
  * One completed PGD-AT epoch (a metrics.jsonl line): lr, mean step loss on adversarial batches, clean and robust (evalAttack)
@@ -224,17 +225,32 @@ export function runCheckpointPath(outDir: string, which: 'best' | 'last' = 'best
 
 
 /**
- * The base checkpoint (best robust epoch) of a profile. If it is missing: trains it when
- * `train` is true (default: only for the smoke profile, which takes seconds); otherwise throws
- * with the command that produces it. A finished run is reused; an unfinished one resumes.
+ * The base checkpoint a config runs on, decided here only: the imported base named for its
+ * dataset (env RIFT_BASE_<DATASET>, set by `npm start -- --base`; see experiments/imported.ts),
+ * else `best.rbn` of the profile's PGD-AT run folder (which may not exist yet).
+ */
+export function baseCheckpointPath(config: Pick<ExperimentConfig, 'dataset' | 'profile'>): string {
+  return importedBaseFromEnv(config.dataset) ?? runCheckpointPath(baseRunDir(config), 'best');
+}
+
+/**
+ * The base checkpoint of `config` (`baseCheckpointPath`). An imported base is returned as is.
+ * Otherwise the profile's run must be finished; a missing or unfinished run is trained (or
+ * resumed) when `train` is true (default: only for the smoke profile), else an error names the
+ * command that trains it.
  */
 export async function ensureBaseCheckpoint(config: ExperimentConfig, options: { train?: boolean; log?: (l: string) => void; progress?: boolean } = {}): Promise<string> {
+  const imported = importedBaseFromEnv(config.dataset);
+  if (imported) return imported;
   const dir = baseRunDir(config);
   const file = runCheckpointPath(dir, 'best');
   const lastFile = runCheckpointPath(dir, 'last');
   const done = fs.existsSync(lastFile) && (readCheckpoint(lastFile).header.extra.epochsDone as number) >= config.advTrain.epochs;
   if (done && fs.existsSync(file)) return file;
   if (!(options.train ?? config.profile === 'smoke')) {
+    if (config.profile === 'imported') {
+      throw new Error(`profile imported runs on a model you bring: npm start -- --profile imported --base <model.pt> --normalization <cifar10|none|…> (no ${importedBaseEnvName(config.dataset)} is set)`);
+    }
     throw new Error(`base checkpoint ${file} is missing or its run is unfinished: run \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` (resumes if interrupted)`);
   }
   await trainAdversarial(config, { outDir: dir, log: options.log, progress: options.progress });

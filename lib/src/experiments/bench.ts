@@ -7,7 +7,7 @@
  * step = forward + input and weight backward ≈ 3× forward (BN/ReLU/adds are not counted).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { createResNet18, type ResNet18 } from '../nn/model.js';
+import { createResNet18, type Network } from '../nn/model.js';
 import { pgd } from '../attacks/pgd.js';
 import { trainStep } from '../method/train.js';
 import { SGD } from '../nn/optim.js';
@@ -54,7 +54,7 @@ export interface BenchResult {
 }
 
 /** Forward FLOPs of one image through a CIFAR ResNet-18 (convs + linear; 2 per multiply-add). */
-export function resnet18ForwardFlops(model: ResNet18): number {
+export function resnet18ForwardFlops(model: Network): number {
   let flops = 0;
   // Spatial size of each module's output follows the stage: 32, 32, 16, 8, 4.
   for (const m of model.modules()) {

@@ -22,8 +22,11 @@ import {
 } from './records.js';
 import { engineInfo } from '../engine/engine.js';
 import type { ExperimentConfig } from './config.js';
-import type { ResNet18 } from '../nn/model.js';
+import type { Network } from '../nn/model.js';
+import type { ImportSource } from '../nn/pytorch.js';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readRunMetrics, type EpochMetrics } from './adversarial-training.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { pgd, batchAttackSeed } from '../attacks/pgd.js';
 import { gaussianKDE, silvermanBandwidth, pooledGrid, wasserstein1, meanStd, subsample } from '../util/kde.js';
@@ -48,19 +51,52 @@ export interface ExperimentInputs {
 
 /**
  * The base checkpoint of `inp`, checked against its profile: a record is labelled with the
- * profile, so the model must be the one the profile trains (architecture 'resnet18',
- * `advTrain.width`, the dataset's class count). Throws naming both architectures otherwise
- * (train a model with the profile, or override `advTrain.width` to describe the checkpoint).
+ * profile, so a model this project trained must be the one the profile trains (architecture
+ * 'resnet18', `advTrain.width`, the dataset's class count). A base imported from PyTorch
+ * (experiments/imported.ts) may be any architecture; its class count must fit the dataset.
+ * Throws naming both architectures otherwise.
  */
 export function baseModelIdentity(inp: Pick<ExperimentInputs, 'config' | 'checkpoint'>): ModelIdentity {
   const c = inp.config;
-  const h = readCheckpoint(inp.checkpoint).header.config;
+  const header = readCheckpoint(inp.checkpoint).header;
+  const h = header.config;
+  const imported = header.provenance.imported as ImportSource | undefined;
   const want = { arch: 'resnet18', width: c.advTrain.width, numClasses: NUM_CLASSES[c.dataset] };
-  if (h.arch !== want.arch || h.width !== want.width || h.numClasses !== want.numClasses) {
+  if (imported) {
+    if (h.numClasses !== want.numClasses) throw new Error(`checkpoint ${inp.checkpoint} (imported from ${imported.file}) has ${h.numClasses} classes; ${c.dataset} has ${want.numClasses}`);
+  } else if (h.arch !== want.arch || h.width !== want.width || h.numClasses !== want.numClasses) {
     throw new Error(`checkpoint ${inp.checkpoint} is ${architectureLabel(h)}, but profile ${c.profile} on ${c.dataset} is ${architectureLabel(want)}: ` +
-      `its records would name the wrong model; pass a checkpoint of this profile (npm run train -- --dataset ${c.dataset} --profile ${c.profile}) or --set advTrain.width=${h.width} to describe this one`);
+      `its records would name the wrong model; pass a checkpoint of this profile (npm run train -- --dataset ${c.dataset} --profile ${c.profile}), --set advTrain.width=${h.width} to describe this one, or import a PyTorch model with --base`);
   }
-  return { arch: h.arch, width: h.width, numClasses: h.numClasses, file: inp.checkpoint, sha256: checkpointHash(inp.checkpoint) };
+  return {
+    arch: h.arch, width: h.width, numClasses: h.numClasses,
+    ...(h.arch === 'wide-resnet' ? { depth: h.depth } : {}),
+    ...(h.arch === 'preact-resnet18' ? { finalBn: h.finalBn, preactShortcut: h.preactShortcut } : {}),
+    file: inp.checkpoint, sha256: checkpointHash(inp.checkpoint),
+    ...(imported ? { imported: { file: imported.file, sha256: imported.sha256, format: imported.format, normalization: imported.normalization } } : {}),
+  };
+}
+
+/** What the notebooks state about a base model: identity, parameter count and its PGD-AT history (null for an imported base). */
+export interface BaseDescription {
+  model: ModelIdentity;
+  params: number;
+  /** The run's per-epoch metrics when the base is the profile's own PGD-AT run, else null. */
+  history: EpochMetrics[] | null;
+  /** The epoch the checkpoint holds (best robust), or null. */
+  best: EpochMetrics | null;
+}
+
+/** Describes the base of `inp` (`baseModelIdentity`, checked the same way), with its training history when this project trained it. */
+export function describeBase(inp: Pick<ExperimentInputs, 'config' | 'checkpoint'>): BaseDescription {
+  const model = baseModelIdentity(inp);
+  const c = readCheckpoint(inp.checkpoint);
+  const params = c.header.tensors.filter((t) => /\.(weight|bias)$/.test(t.key) && !t.key.startsWith('optim/')).reduce((a, t) => a + t.length, 0);
+  if (model.imported) return { model, params, history: null, best: null };
+  const dir = path.dirname(inp.checkpoint);
+  const history = fs.existsSync(path.join(dir, 'metrics.jsonl')) ? readRunMetrics(dir) : [];
+  const best = history.length ? history.reduce((a, b) => (b.robust > a.robust ? b : a)) : null;
+  return { model, params, history: history.length ? history : null, best };
 }
 
 interface EvalInputs {
@@ -121,7 +157,7 @@ function finetuneInputs(inp: ExperimentInputs, d: Loaded): Pick<FinetuneOptions,
   };
 }
 
-function withModel<T>(checkpoint: string, f: (m: ResNet18) => Promise<T>): Promise<T> {
+function withModel<T>(checkpoint: string, f: (m: Network) => Promise<T>): Promise<T> {
   const { model } = loadModel(checkpoint);
   return f(model).finally(() => model.dispose());
 }

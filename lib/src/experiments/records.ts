@@ -3,7 +3,9 @@
  * codec, and `finalScore`, which names the final model of a top-k run. Readers of records
  * (tables, readings, charts) import these without importing the runners.
  */
+import * as path from 'node:path';
 import type { ExperimentConfig } from './config.js';
+import { archLabel, type ArchName } from '../nn/architectures.js';
 import type { MRCEntry, CandidateSet } from '../method/mrc.js';
 import type { FinetuneEpoch, LayerTypeMode, BNStatsPolicy } from '../method/finetune.js';
 import type { PairedComparison } from '../util/stats.js';
@@ -25,14 +27,29 @@ export interface ModelIdentity {
   arch: string;
   width: number;
   numClasses: number;
+  /** WideResNet depth; PreActResNet final BN and shortcut input (absent in records made before they existed). */
+  depth?: number;
+  finalBn?: boolean;
+  preactShortcut?: 'preact' | 'input';
   /** The checkpoint file and the SHA-256 of its bytes. */
   file: string;
   sha256: string;
+  /** For a base imported from PyTorch: the original file, its SHA-256, format and the stated input normalisation. */
+  imported?: { file: string; sha256: string; format: string; normalization: unknown };
 }
 
-/** "resnet18 width 0.25, 10 classes" — an architecture in words (errors, labels). */
-export function architectureLabel(m: Pick<ModelIdentity, 'arch' | 'width' | 'numClasses'>): string {
-  return `${m.arch} width ${m.width}, ${m.numClasses} classes`;
+/** "resnet18 width 0.25, 10 classes", "wide-resnet 34-10, 10 classes" — an architecture in words (errors, labels). */
+export function architectureLabel(m: Pick<ModelIdentity, 'arch' | 'width' | 'numClasses'> & Partial<ModelIdentity>): string {
+  return `${archLabel({ ...m, arch: m.arch as ArchName })}, ${m.numClasses} classes`;
+}
+
+/**
+ * A base model in one line for tables and captions: architecture, classes, the file it was read
+ * from (the PyTorch original for an imported base) and the start of its SHA-256.
+ */
+export function modelLabel(m: ModelIdentity): string {
+  const src = m.imported ?? m;
+  return `${architectureLabel(m)}${m.imported ? ', imported from' : ','} ${path.basename(src.file)} (sha256 ${src.sha256.slice(0, 12)})`;
 }
 
 /** What every record carries: its cache key, dataset, profile, base model, data, engine, wall time per stage and creation time. */

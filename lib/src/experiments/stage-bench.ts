@@ -6,7 +6,7 @@
  * rate × size; the measured sample size is part of every record so the reader can judge it.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { createResNet18, type ResNet18 } from '../nn/model.js';
+import { createResNet18, type Network } from '../nn/model.js';
 import { loadCifar, type CifarData } from '../data/cifar.js';
 import { trainEpoch } from '../method/train.js';
 import { evaluate } from '../method/evaluate.js';
@@ -43,7 +43,7 @@ export interface StageBenchOptions {
   /** An untimed warm-up batch before each stage (primitive creation, JIT). Default true. */
   warmup: boolean;
   /** Model to time; default a fresh ResNet-18 of the profile's width (speed does not depend on the weights). */
-  model?: ResNet18;
+  model?: Network;
   /** Stages to run. Default all. */
   stages: StageName[];
 }
@@ -140,7 +140,7 @@ function timing(stage: StageName, unit: string, n: number, seconds: number, size
 }
 
 async function timedTrain(
-  model: ResNet18, train: CifarData, idx: Int32Array, batchSize: number, vars: tf.Variable[],
+  model: Network, train: CifarData, idx: Int32Array, batchSize: number, vars: tf.Variable[],
   attack: Partial<PGDOptions> | null, warmup: boolean,
 ): Promise<number> {
   const opt = new SGD(vars, { lr: 1e-3, momentum: 0.9, weightDecay: 5e-4 });

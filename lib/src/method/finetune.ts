@@ -13,7 +13,7 @@
  * clean augmented training data. After each epoch: clean and PGD accuracy on the evaluation
  * set; the model ends in the state of the best epoch (by clean accuracy by default).
  */
-import type { ResNet18, BNMode, StateSnapshot } from '../nn/model.js';
+import type { Network, BNMode, StateSnapshot } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
 import { SGD } from '../nn/optim.js';
 import { trainEpoch } from './train.js';
@@ -115,7 +115,7 @@ export interface FinetuneResult {
 }
 
 /** Modules and default BN policy of a layer-type mode (Figures 1/2). */
-export function layerTypeModules(model: ResNet18, mode: LayerTypeMode): { modules: string[]; bnStats: BNStatsPolicy } {
+export function layerTypeModules(model: Network, mode: LayerTypeMode): { modules: string[]; bnStats: BNStatsPolicy } {
   const mods = model.modules();
   switch (mode) {
     case 'bn-only':
@@ -128,7 +128,7 @@ export function layerTypeModules(model: ResNet18, mode: LayerTypeMode): { module
 }
 
 /** BN modes implementing a policy for a selection. */
-export function bnModesFor(model: ResNet18, modules: readonly string[], policy: BNStatsPolicy): Record<string, BNMode> {
+export function bnModesFor(model: Network, modules: readonly string[], policy: BNStatsPolicy): Record<string, BNMode> {
   const selected = new Set(modules);
   const out: Record<string, BNMode> = {};
   for (const m of model.modules()) {
@@ -142,7 +142,7 @@ export function bnModesFor(model: ResNet18, modules: readonly string[], policy: 
  * Fine-tunes `options.modules` of `model` in place. The model ends in the kept epoch's state
  * (see `keep`); its BN modes are restored. No tensor outlives the call.
  */
-export async function finetune(model: ResNet18, train: CifarData, test: CifarData, options: Partial<FinetuneOptions> & { modules: string[] }): Promise<FinetuneResult> {
+export async function finetune(model: Network, train: CifarData, test: CifarData, options: Partial<FinetuneOptions> & { modules: string[] }): Promise<FinetuneResult> {
   const o: FinetuneOptions = { ...DEFAULT_FINETUNE, ...options };
   if (!o.modules.length) throw new Error('finetune: options.modules must name at least one module');
   for (const n of o.modules) model.module(n); // throws with the list of valid names

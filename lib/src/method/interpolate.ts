@@ -4,13 +4,13 @@
  * accuracy whose robust accuracy is at least the base's minus a tolerance (0.1 points).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResNet18, StateSnapshot } from '../nn/model.js';
+import type { Network, StateSnapshot } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
 import { evaluate } from './evaluate.js';
 import type { PGDOptions } from '../attacks/pgd.js';
 
 /** Writes (1−α)·a + α·b into `model` for every key of `a` (which `b` must also hold). */
-export function interpolateInto(model: ResNet18, a: StateSnapshot, b: StateSnapshot, alpha: number): void {
+export function interpolateInto(model: Network, a: StateSnapshot, b: StateSnapshot, alpha: number): void {
   if (!(alpha >= 0 && alpha <= 1)) throw new Error(`interpolate: alpha must be in [0, 1], got ${alpha}`);
   const out = new Map<string, tf.Tensor>();
   try {
@@ -87,7 +87,7 @@ export interface InterpolationResult {
  * `model` at the chosen α. `base` and `finetuned` stay owned by the caller.
  */
 export async function interpolationSweep(
-  model: ResNet18, base: StateSnapshot, finetuned: StateSnapshot, test: CifarData, options: Partial<InterpolationOptions> = {},
+  model: Network, base: StateSnapshot, finetuned: StateSnapshot, test: CifarData, options: Partial<InterpolationOptions> = {},
 ): Promise<InterpolationResult> {
   const o: InterpolationOptions = { ...DEFAULT_INTERPOLATION, ...options };
   const alphas = [...new Set([0, ...o.alphas])].sort((a, b) => a - b);

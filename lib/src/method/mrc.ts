@@ -16,7 +16,7 @@
  * perturb → restore of the one module).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResNet18, ModuleKind } from '../nn/model.js';
+import type { Network, ModuleKind } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
 import { pgd, batchAttackSeed, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
 import { crossEntropy, correctMask } from '../nn/losses.js';
@@ -86,7 +86,7 @@ export interface AdversarialSetOptions {
  * Generates the fixed adversarial set against `model` (inference mode), once. Batch k uses
  * attack seed `attack.seed + k`. The caller disposes the returned set.
  */
-export async function makeAdversarialSet(model: ResNet18, data: CifarData, options: Partial<AdversarialSetOptions> = {}): Promise<AdversarialSet> {
+export async function makeAdversarialSet(model: Network, data: CifarData, options: Partial<AdversarialSetOptions> = {}): Promise<AdversarialSet> {
   const o: AdversarialSetOptions = { n: null, attack: {}, batchSize: 256, progress: {}, ...options };
   const attack: PGDOptions = { ...DEFAULT_PGD, ...o.attack, training: false };
   const indices = fixedSubsetIndices(data, o.n);
@@ -114,7 +114,7 @@ export async function makeAdversarialSet(model: ResNet18, data: CifarData, optio
 }
 
 /** Mean CE and accuracy (percent) of `model` (inference mode) on a fixed set. */
-export function lossAndAccuracy(model: ResNet18, set: Pick<AdversarialSet, 'x' | 'y' | 'n'>, batchSize = 512): { loss: number; accuracy: number } {
+export function lossAndAccuracy(model: Network, set: Pick<AdversarialSet, 'x' | 'y' | 'n'>, batchSize = 512): { loss: number; accuracy: number } {
   let lossSum = 0, correct = 0;
   for (let s = 0; s < set.n; s += batchSize) {
     const b = Math.min(batchSize, set.n - s);
@@ -166,13 +166,13 @@ export interface MRCResult {
 }
 
 /** The tensors MRC perturbs for a module: conv/linear weight; BN γ (`weight`) and β (`bias`). */
-export function mrcKeys(model: ResNet18, name: string): string[] {
+export function mrcKeys(model: Network, name: string): string[] {
   const m = model.module(name);
   return m.kind === 'bn' ? [`${name}.weight`, `${name}.bias`] : [`${name}.weight`];
 }
 
 /** Module names of a candidate set, in network order. */
-export function candidateModules(model: ResNet18, candidates: CandidateSet): string[] {
+export function candidateModules(model: Network, candidates: CandidateSet): string[] {
   return model.modules().filter((m) => m.kind !== 'bn' || candidates === 'conv+linear+bn').map((m) => m.name);
 }
 
@@ -205,7 +205,7 @@ function project(groups: Array<Array<[tf.Variable, tf.Tensor]>>, eps: number): {
 
 /** MRC of one module (see file comment). The model is restored before returning. */
 export function moduleMRC(
-  model: ResNet18, set: Pick<AdversarialSet, 'x' | 'y' | 'n'>, name: string, base: { loss: number; accuracy: number }, options: Partial<MRCOptions> = {},
+  model: Network, set: Pick<AdversarialSet, 'x' | 'y' | 'n'>, name: string, base: { loss: number; accuracy: number }, options: Partial<MRCOptions> = {},
 ): MRCEntry {
   const o: MRCOptions = { ...DEFAULT_MRC, ...options };
   const t0 = Date.now();
@@ -267,7 +267,7 @@ export interface MRCResume {
  * modules already measured are not measured again (the same loop serves a resumed run).
  */
 export async function computeMRC(
-  model: ResNet18, set: Pick<AdversarialSet, 'x' | 'y' | 'n'>, options: Partial<MRCOptions> = {}, modules?: readonly string[], resume: MRCResume = {},
+  model: Network, set: Pick<AdversarialSet, 'x' | 'y' | 'n'>, options: Partial<MRCOptions> = {}, modules?: readonly string[], resume: MRCResume = {},
 ): Promise<MRCResult> {
   const o: MRCOptions = { ...DEFAULT_MRC, ...options };
   if (!(o.eps > 0)) throw new Error(`MRC option 'eps' must be > 0, got ${o.eps}`);

@@ -4,7 +4,7 @@
  * trainer built on top of it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ResNet18 } from '../nn/model.js';
+import type { Network } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
 import { crossEntropy, correctMask } from '../nn/losses.js';
 import { pgd, batchAttackSeed, DEFAULT_PGD, type PGDOptions } from '../attacks/pgd.js';
@@ -32,7 +32,7 @@ export interface StepResult {
  * One SGD step of CE on x (or on PGD examples of x) with the model in training mode.
  * Updates `opt.vars` and BN statistics per the model's BNModes. No tensor survives.
  */
-export function trainStep(model: ResNet18, opt: SGD, x: tf.Tensor4D, y: tf.Tensor1D, options: Partial<TrainStepOptions> = {}): StepResult {
+export function trainStep(model: Network, opt: SGD, x: tf.Tensor4D, y: tf.Tensor1D, options: Partial<TrainStepOptions> = {}): StepResult {
   const attack = options.attack ?? null;
   const input = attack ? pgd(model, x, y, { ...attack, training: true }) : x;
   try {
@@ -87,7 +87,7 @@ export interface EpochResult {
 }
 
 /** One epoch of `trainStep`s over shuffled batches of `data`. */
-export async function trainEpoch(model: ResNet18, opt: SGD, data: CifarData, options: Partial<TrainEpochOptions> = {}): Promise<EpochResult> {
+export async function trainEpoch(model: Network, opt: SGD, data: CifarData, options: Partial<TrainEpochOptions> = {}): Promise<EpochResult> {
   const o: TrainEpochOptions = { ...DEFAULT_TRAIN_EPOCH, ...options };
   const rng = new Rng(o.seed);
   const batches = batchIndices(o.indices ?? data.n, { batchSize: o.batchSize, shuffle: true, seed: rng.fork(), dropLast: o.dropLast });

@@ -5,7 +5,7 @@
  * Format "rift-bn-checkpoint" v1 (little-endian):
  *   bytes 0–7   magic "RIFTBN\0\x01"
  *   bytes 8–11  uint32 H = byte length of the JSON header
- *   H bytes     UTF-8 JSON header: { format, version, config: ResNetConfig, layout,
+ *   H bytes     UTF-8 JSON header: { format, version, config: ModelConfig, layout,
  *               tensors: [{ key, shape, dtype: "float32", offset, length }], dataSha256,
  *               provenance, metrics, extra, createdAt }
  *   zero padding to a multiple of 64 bytes, then the tensor data: float32 values, each
@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import { writeFileAtomic } from '../util/fs.js';
 import * as crypto from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
-import { ResNet18, type ResNetConfig } from './model.js';
+import { Network, completeModelConfig, type ModelConfig } from './model.js';
 
 const MAGIC = Buffer.from([0x52, 0x49, 0x46, 0x54, 0x42, 0x4e, 0x00, 0x01]);
 /** Format tag stored in every checkpoint header; `readCheckpoint` rejects any other. */
@@ -52,7 +52,7 @@ export interface CheckpointTensorInfo { key: string; shape: number[]; dtype: 'fl
 export interface CheckpointHeader {
   format: typeof CHECKPOINT_FORMAT;
   version: number;
-  config: ResNetConfig;
+  config: ModelConfig;
   layout: { conv: 'HWIO'; linear: 'in,out'; activations: 'NHWC' };
   tensors: CheckpointTensorInfo[];
   dataSha256: string;
@@ -81,7 +81,7 @@ export interface SaveCheckpointOptions {
 }
 
 /** Serialises a model's full state (+ extras) to a Buffer in the format above. */
-export function encodeCheckpoint(model: ResNet18, options: Partial<SaveCheckpointOptions> = {}): Buffer {
+export function encodeCheckpoint(model: Network, options: Partial<SaveCheckpointOptions> = {}): Buffer {
   const entries: Array<[string, number[], Float32Array]> = model.stateKeys().map((k) => [k, [...model.variable(k).shape], model.read(k)]);
   for (const [k, t] of Object.entries(options.extraTensors ?? {})) {
     if (model.stateKeys().includes(k)) throw new Error(`extra tensor key '${k}' collides with a model state key`);
@@ -119,7 +119,7 @@ export function encodeCheckpoint(model: ResNet18, options: Partial<SaveCheckpoin
 }
 
 /** Saves a checkpoint atomically. */
-export function saveCheckpoint(file: string, model: ResNet18, options: Partial<SaveCheckpointOptions> = {}): void {
+export function saveCheckpoint(file: string, model: Network, options: Partial<SaveCheckpointOptions> = {}): void {
   writeFileAtomic(file, encodeCheckpoint(model, options));
 }
 
@@ -146,6 +146,8 @@ export function readCheckpoint(file: string): CheckpointData {
   }
   if (header.format !== CHECKPOINT_FORMAT) throw fail(`format '${header.format}', expected '${CHECKPOINT_FORMAT}'`);
   if (header.version !== CHECKPOINT_VERSION) throw fail(`version ${header.version}, this library reads version ${CHECKPOINT_VERSION}`);
+  // Headers written before a config field existed (depth, normalization, …) read with its default.
+  header.config = completeModelConfig(header.config ?? {});
   const start = 12 + hlen + ((64 - ((12 + hlen) % 64)) % 64);
   const dataLen = header.tensors.reduce((a, t) => Math.max(a, t.offset + t.length * 4), 0);
   if (start + dataLen !== buf.length) throw fail(`truncated or padded: expected ${start + dataLen} bytes, file has ${buf.length}`);
@@ -165,13 +167,13 @@ export function checkpointHash(file: string): string {
   return crypto.createHash('sha256').update(readCheckpointBytes(file)).digest('hex');
 }
 
-const ARCH_FIELDS: Array<keyof ResNetConfig> = ['arch', 'width', 'numClasses'];
+const ARCH_FIELDS: Array<keyof ModelConfig> = ['arch', 'width', 'depth', 'numClasses', 'finalBn', 'preactShortcut'];
 
 /**
  * Loads a checkpoint's state into an existing model. Fails with a message naming every
  * mismatch if the architecture, width or class count differ.
  */
-export function loadCheckpointInto(model: ResNet18, ckpt: CheckpointData | string): CheckpointData {
+export function loadCheckpointInto(model: Network, ckpt: CheckpointData | string): CheckpointData {
   const c = typeof ckpt === 'string' ? readCheckpoint(ckpt) : ckpt;
   const diffs = ARCH_FIELDS.filter((f) => c.header.config[f] !== model.config[f])
     .map((f) => `${f}: checkpoint ${c.header.config[f]} vs model ${model.config[f]}`);
@@ -192,9 +194,9 @@ export function loadCheckpointInto(model: ResNet18, ckpt: CheckpointData | strin
 }
 
 /** A new model with the checkpoint's architecture and state. The caller disposes the model. */
-export function loadModel(file: string): { model: ResNet18; checkpoint: CheckpointData } {
+export function loadModel(file: string): { model: Network; checkpoint: CheckpointData } {
   const c = readCheckpoint(file);
-  const model = new ResNet18(c.header.config, (key, shape) => {
+  const model = new Network(c.header.config, (key, shape) => {
     const v = c.tensors.get(key);
     if (!v) throw new Error(`checkpoint ${file}: lacks state entry '${key}'`);
     const want = shape.reduce((a, b) => a * b, 1);

@@ -1,11 +1,8 @@
 /**
- * Kuang Liu's CIFAR ResNet-18 (github.com/kuangliu/pytorch-cifar, as RiFT uses it), with a
- * width multiplier and a class count, and a module registry keyed by PyTorch names.
- *
- * Architecture: normalise per channel → conv3x3(3→w)+BN+ReLU (no max-pool) → 4 stages of 2
- * post-activation BasicBlocks (widths w,2w,4w,8w; strides 1,2,2,2; block = conv3x3→BN→ReLU→
- * conv3x3→BN, + shortcut (identity, or conv1x1(stride)+BN when the shape changes) → ReLU) →
- * global 4×4 average pool → Linear(8w→classes). Convs have no bias. w = round(64·width).
+ * A CIFAR classifier with a module registry keyed by PyTorch state_dict names: the
+ * architectures of nn/architectures.ts (Kuang Liu's ResNet-18, PreActResNet-18, WideResNet),
+ * input normalisation inside the model (so every caller works in [0,1] pixel space), and BN
+ * layers whose training-mode behaviour is set per layer (BNMode).
  *
  * Layouts (TF.js): activations NHWC; conv weights HWIO [kh,kw,in,out] (PyTorch: OIHW);
  * linear weight [in,out] (PyTorch: [out,in]). State keys are PyTorch `state_dict` keys
@@ -14,60 +11,79 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../util/rng.js';
 import { batchNormEval, batchNormTrain, updateRunningStats } from './batchnorm.js';
+import { buildArchitecture, ARCH_NAMES, type ArchConfig, type ModuleKind, type StateRole, type Architecture } from './architectures.js';
+
+export type { ArchName, ModuleKind } from './architectures.js';
 
 /** CIFAR-10 channel statistics used by RiFT's code (also for CIFAR-100). */
 export const CIFAR_MEAN: readonly [number, number, number] = [0.4914, 0.4822, 0.4465];
 /** Per-channel standard deviations paired with CIFAR_MEAN (R, G, B; pixel values in [0, 1]). */
 export const CIFAR_STD: readonly [number, number, number] = [0.2471, 0.2435, 0.2616];
 
-/** Architecture and normalisation of a ResNet18; stored in every checkpoint header. */
-export interface ResNetConfig {
-  /** Architecture id; only 'resnet18' exists. */
-  arch: 'resnet18';
-  /** Width multiplier on the base widths 64/128/256/512 (channels rounded, ≥ 1). Default 1. */
-  width: number;
-  /** Number of output classes. Default 10. */
-  numClasses: number;
+/**
+ * How the PyTorch original of a model receives its inputs, which decides what an export writes:
+ * - 'outside': normalised by the caller with `mean`/`std` (RiFT's code, this project's models);
+ * - 'buffers': the model holds `mean`/`std` as `mu`/`sigma` buffers of shape [1,3,1,1] (exported as such);
+ * - 'none': raw [0,1] pixels (RobustBench's convention; `mean` 0, `std` 1).
+ * Here the model always applies `mean`/`std` itself and takes [0,1] pixels.
+ */
+export type InputNormalization = 'outside' | 'buffers' | 'none';
+
+/** Architecture, normalisation and BN constants of a Network; stored in every checkpoint header. */
+export interface ModelConfig extends ArchConfig {
   /** Per-channel input mean subtracted inside the model. Default CIFAR_MEAN. */
   mean: readonly [number, number, number];
   /** Per-channel input std divided inside the model. Default CIFAR_STD. */
   std: readonly [number, number, number];
+  /** Where the PyTorch original normalises (see InputNormalization). Default 'outside'. */
+  normalization: InputNormalization;
   /** BN momentum, PyTorch convention (weight of the new batch). Default 0.1. */
   bnMomentum: number;
   /** BN epsilon. Default 1e-5 (PyTorch; TF.js's default is 1e-3). */
   bnEps: number;
 }
 
-/** Default config: full-width ResNet-18 (width 1), 10 classes, CIFAR_MEAN/CIFAR_STD, BN momentum 0.1, BN eps 1e-5. */
-export const DEFAULT_RESNET_CONFIG: ResNetConfig = {
+/**
+ * Default config: Kuang Liu ResNet-18 at width 1, 10 classes, CIFAR_MEAN/CIFAR_STD applied
+ * inside (normalization 'outside' in PyTorch terms), BN momentum 0.1, eps 1e-5; WideResNet
+ * depth 34; PreActResNet with final BN and the shortcut on the pre-activation.
+ */
+export const DEFAULT_MODEL_CONFIG: ModelConfig = {
   arch: 'resnet18',
   width: 1,
+  depth: 34,
   numClasses: 10,
+  preactShortcut: 'preact',
+  finalBn: true,
   mean: CIFAR_MEAN,
   std: CIFAR_STD,
+  normalization: 'outside',
   bnMomentum: 0.1,
   bnEps: 1e-5,
 };
 
-/** Kind of a module with state: conv (incl. shortcut convs like `layer2.0.shortcut.0`), linear, or bn (incl. `shortcut.1`). */
-export type ModuleKind = 'conv' | 'linear' | 'bn';
+/** A complete config from a partial one (checkpoint headers written before a field existed read with its default). */
+export function completeModelConfig(c: Partial<ModelConfig>): ModelConfig {
+  const out = { ...DEFAULT_MODEL_CONFIG, ...c } as ModelConfig;
+  return { ...out, mean: [...out.mean] as [number, number, number], std: [...out.std] as [number, number, number] };
+}
 
 /** One entry of a module's state: `key` is the full PyTorch-style name. */
 export interface StateEntryInfo {
   key: string;
   /** 'weight' | 'bias' | 'running_mean' | 'running_var' */
-  role: 'weight' | 'bias' | 'running_mean' | 'running_var';
+  role: StateRole;
   shape: number[];
   /** Parameters (weights, γ/β, biases) are trainable; running statistics are buffers. */
   trainable: boolean;
 }
 
-/** A module of the network in forward order. */
+/** A module of the network in PyTorch registration order. */
 export interface ModuleInfo {
-  /** PyTorch module name, e.g. 'layer2.1.conv2', 'layer3.0.shortcut.1', 'linear'. */
+  /** PyTorch module name, e.g. 'layer2.1.conv2', 'layer3.0.shortcut.1', 'linear', 'block2.layer.0.convShortcut'. */
   name: string;
   kind: ModuleKind;
-  /** Index in network (forward) order. */
+  /** Index in registration order (the forward order, but for shortcuts and pre-activation BNs). */
   index: number;
   entries: StateEntryInfo[];
   /** Number of trainable parameters. */
@@ -100,54 +116,30 @@ export interface StateSnapshot {
   dispose(): void;
 }
 
-interface ConvSpec { name: string; inC: number; outC: number; k: number; stride: number }
-
-/** One post-activation BasicBlock: its module prefix ('layer2.0'), channels, stride and whether it has a conv shortcut. */
-interface BlockSpec { prefix: string; inC: number; outC: number; stride: number; shortcut: boolean }
-
-/**
- * The network's 8 BasicBlocks in forward order: 4 stages of 2 blocks with widths
- * round(width·64/128/256/512) and strides 1,2,2,2 (first block of a stage), a conv shortcut where
- * the shape changes. The one description both the module registry and the forward pass read.
- */
-function resnet18Blocks(width: number): { stem: number; blocks: BlockSpec[] } {
-  const w = (base: number) => Math.max(1, Math.round(base * width));
-  const blocks: BlockSpec[] = [];
-  let inC = w(64);
-  for (const [li, base, stride] of [[1, 64, 1], [2, 128, 2], [3, 256, 2], [4, 512, 2]] as const) {
-    for (const b of [0, 1]) {
-      const s = b === 0 ? stride : 1;
-      const outC = w(base);
-      blocks.push({ prefix: `layer${li}.${b}`, inC, outC, stride: s, shortcut: s !== 1 || inC !== outC });
-      inC = outC;
-    }
-  }
-  return { stem: w(64), blocks };
-}
-
 let modelCounter = 0;
 
-/** The CIFAR ResNet-18. Create with `createResNet18`. Call `dispose()` to free its variables. */
-export class ResNet18 implements Classifier {
-  readonly config: ResNetConfig;
+/** A CIFAR classifier. Create with `createNetwork` / `createResNet18`, or load one (nn/checkpoint.ts). Call `dispose()` to free its variables. */
+export class Network implements Classifier {
+  readonly config: ModelConfig;
   private readonly vars = new Map<string, tf.Variable>();
   private readonly moduleList: ModuleInfo[] = [];
   private readonly bnMode = new Map<string, BNMode>();
   private readonly id = ++modelCounter;
   private readonly normMean: tf.Tensor1D;
   private readonly normInvStd: tf.Tensor1D;
-  private readonly blocks: readonly BlockSpec[];
+  private readonly architecture: Architecture;
   private disposed = false;
 
-  /** Use `createResNet18`. `init(key, shape)` supplies every state entry's initial values. */
-  constructor(config: ResNetConfig, init: (key: string, shape: number[], role: StateEntryInfo['role'], fanIn: number) => Float32Array) {
-    validateConfig(config);
-    this.config = { ...config, mean: [...config.mean] as [number, number, number], std: [...config.std] as [number, number, number] };
-    const add = (name: string, kind: ModuleKind, specs: Array<[StateEntryInfo['role'], number[], number]>) => {
+  /** Use `createNetwork`. `init(key, shape, role, fanIn)` supplies every state entry's initial values (fanIn 0 for BN entries). */
+  constructor(config: ModelConfig, init: (key: string, shape: number[], role: StateRole, fanIn: number) => Float32Array) {
+    this.config = completeModelConfig(config);
+    validateConfig(this.config);
+    this.architecture = buildArchitecture(this.config);
+    for (const def of this.architecture.modules) {
       const entries: StateEntryInfo[] = [];
       let numParams = 0;
-      for (const [role, shape, fanIn] of specs) {
-        const key = `${name}.${role}`;
+      for (const [role, shape, fanIn] of def.params) {
+        const key = `${def.name}.${role}`;
         const trainable = role === 'weight' || role === 'bias';
         const values = init(key, shape, role, fanIn);
         // Variable names must be unique across models in one TF.js engine: prefix with the model id.
@@ -157,34 +149,19 @@ export class ResNet18 implements Classifier {
         entries.push({ key, role, shape, trainable });
         if (trainable) numParams += values.length;
       }
-      this.moduleList.push({ name, kind, index: this.moduleList.length, entries, numParams });
-      if (kind === 'bn') this.bnMode.set(name, 'train');
-    };
-    const conv = (s: ConvSpec) => add(s.name, 'conv', [['weight', [s.k, s.k, s.inC, s.outC], s.inC * s.k * s.k]]);
-    const bn = (name: string, c: number) =>
-      add(name, 'bn', [['weight', [c], 0], ['bias', [c], 0], ['running_mean', [c], 0], ['running_var', [c], 0]]);
-
-    const { stem, blocks } = resnet18Blocks(config.width);
-    this.blocks = blocks;
-    conv({ name: 'conv1', inC: 3, outC: stem, k: 3, stride: 1 });
-    bn('bn1', stem);
-    for (const b of blocks) {
-      conv({ name: `${b.prefix}.conv1`, inC: b.inC, outC: b.outC, k: 3, stride: b.stride });
-      bn(`${b.prefix}.bn1`, b.outC);
-      conv({ name: `${b.prefix}.conv2`, inC: b.outC, outC: b.outC, k: 3, stride: 1 });
-      bn(`${b.prefix}.bn2`, b.outC);
-      if (b.shortcut) {
-        conv({ name: `${b.prefix}.shortcut.0`, inC: b.inC, outC: b.outC, k: 1, stride: b.stride });
-        bn(`${b.prefix}.shortcut.1`, b.outC);
-      }
+      this.moduleList.push({ name: def.name, kind: def.kind, index: this.moduleList.length, entries, numParams });
+      if (def.kind === 'bn') this.bnMode.set(def.name, 'train');
     }
-    const last = blocks[blocks.length - 1].outC;
-    add('linear', 'linear', [['weight', [last, config.numClasses], last], ['bias', [config.numClasses], last]]);
-    this.normMean = tf.keep(tf.tensor1d([...config.mean]));
-    this.normInvStd = tf.keep(tf.tensor1d(config.std.map((v) => 1 / v)));
+    this.normMean = tf.keep(tf.tensor1d([...this.config.mean]));
+    this.normInvStd = tf.keep(tf.tensor1d(this.config.std.map((v) => 1 / v)));
   }
 
-  /** All modules in forward order (conv, bn, linear). */
+  /** Multiply-accumulates of one forward pass of one 32×32 image. */
+  macsPerImage(): number {
+    return this.architecture.macsPerImage;
+  }
+
+  /** All modules in PyTorch registration order (conv, bn, linear). */
   modules(): ModuleInfo[] {
     return this.moduleList.map((m) => ({ ...m, entries: m.entries.map((e) => ({ ...e, shape: [...e.shape] })) }));
   }
@@ -272,16 +249,12 @@ export class ResNet18 implements Classifier {
     this.assertAlive();
     const training = options.training ?? false;
     return tf.tidy(() => {
-      let h = tf.mul(tf.sub(x, this.normMean), this.normInvStd) as tf.Tensor4D;
-      h = tf.relu(this.bn('bn1', this.conv('conv1', h, 1), training));
-      for (const { prefix: p, stride, shortcut } of this.blocks) {
-        let o = tf.relu(this.bn(`${p}.bn1`, this.conv(`${p}.conv1`, h, stride), training));
-        o = this.bn(`${p}.bn2`, this.conv(`${p}.conv2`, o, 1), training);
-        const sc = shortcut ? this.bn(`${p}.shortcut.1`, this.conv(`${p}.shortcut.0`, h, stride), training) : h;
-        h = tf.relu(tf.add(o, sc)) as tf.Tensor4D;
-      }
-      const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
-      return tf.add(tf.matMul(pooled, this.variable('linear.weight')), this.variable('linear.bias')) as tf.Tensor2D;
+      const h = tf.mul(tf.sub(x, this.normMean), this.normInvStd) as tf.Tensor4D;
+      return this.architecture.forward({
+        conv: (name, t, stride) => this.conv(name, t, stride),
+        bn: (name, t) => this.bn(name, t, training),
+        linear: (name, t) => tf.add(tf.matMul(t, this.variable(`${name}.weight`)), this.variable(`${name}.bias`)) as tf.Tensor2D,
+      }, h);
     });
   }
 
@@ -357,27 +330,28 @@ export class ResNet18 implements Classifier {
   }
 }
 
-function validateConfig(c: ResNetConfig): void {
-  if (c.arch !== 'resnet18') throw new Error(`config.arch: only 'resnet18' is supported, got '${c.arch}'`);
+function validateConfig(c: ModelConfig): void {
+  if (!ARCH_NAMES.includes(c.arch)) throw new Error(`config.arch: expected one of ${ARCH_NAMES.join(', ')}, got '${c.arch}'`);
   if (!(c.width > 0) || !Number.isFinite(c.width)) throw new Error(`config.width must be a positive number, got ${c.width}`);
   if (!Number.isInteger(c.numClasses) || c.numClasses < 2) throw new Error(`config.numClasses must be an integer ≥ 2, got ${c.numClasses}`);
   if (c.mean.length !== 3 || c.std.length !== 3 || c.std.some((s) => !(s > 0))) throw new Error('config.mean/std must be 3 numbers (std > 0)');
+  if (!['outside', 'buffers', 'none'].includes(c.normalization)) throw new Error(`config.normalization: expected outside, buffers or none, got '${c.normalization}'`);
   if (!(c.bnMomentum > 0 && c.bnMomentum <= 1)) throw new Error(`config.bnMomentum must be in (0,1], got ${c.bnMomentum}`);
   if (!(c.bnEps > 0)) throw new Error(`config.bnEps must be > 0, got ${c.bnEps}`);
 }
 
 /**
- * A new ResNet-18 with PyTorch's default initialisation, drawn from a seeded generator:
+ * A new network with PyTorch's default initialisation, drawn from a seeded generator:
  * conv/linear weights and linear bias U(−1/√fan_in, 1/√fan_in) (kaiming_uniform with a=√5),
  * BN γ=1, β=0, running mean 0, running var 1. Same seed → same weights on every backend.
+ * Missing config fields take DEFAULT_MODEL_CONFIG's values.
  */
-export function createResNet18(config: Partial<ResNetConfig> = {}, seed = 0): ResNet18 {
+export function createNetwork(config: Partial<ModelConfig> = {}, seed = 0): Network {
   const rng = new Rng(seed);
-  return new ResNet18({ ...DEFAULT_RESNET_CONFIG, ...config }, (key, shape, role, fanIn) => {
+  return new Network(completeModelConfig(config), (key, shape, role, fanIn) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const out = new Float32Array(n);
-    const isBn = fanIn === 0;
-    if (isBn) {
+    if (fanIn === 0) {
       if (role === 'weight' || role === 'running_var') out.fill(1);
       return out;
     }
@@ -385,4 +359,9 @@ export function createResNet18(config: Partial<ResNetConfig> = {}, seed = 0): Re
     for (let i = 0; i < n; i++) out[i] = (rng.uniform() * 2 - 1) * bound;
     return out;
   });
+}
+
+/** `createNetwork` for Kuang Liu's ResNet-18 (arch 'resnet18'): the model this project trains. */
+export function createResNet18(config: Partial<Omit<ModelConfig, 'arch'>> = {}, seed = 0): Network {
+  return createNetwork({ ...config, arch: 'resnet18' }, seed);
 }

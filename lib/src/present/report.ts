@@ -117,6 +117,8 @@ export interface RunInfo {
   dirty: boolean;
   node: string;
   cpu: string;
+  /** Bases imported from PyTorch for this run (`npm start -- --base`), per dataset; absent: the profiles' own bases. */
+  bases?: Array<{ dataset: string; label: string; file: string; sha256: string; format: string; normalization: unknown; checkpoint: string }>;
   notebooks: NotebookRun[];
 }
 
@@ -153,6 +155,9 @@ export function summaryMarkdown(run: RunInfo, manifests: readonly ArtifactManife
   L.push(`| commit | ${run.commit}${run.dirty ? ' (with uncommitted changes)' : ''} |`);
   L.push(`| date | ${run.startedAt}${run.finishedAt ? ` → ${run.finishedAt}` : ''} |`);
   L.push(`| run id | ${run.runId} |`);
+  for (const b of run.bases ?? []) {
+    L.push(`| ${b.dataset} base (imported) | ${mdEscape(`${b.label}; ${b.file} (sha256 ${b.sha256}, ${b.format}; normalization ${JSON.stringify(b.normalization)})`)} |`);
+  }
   L.push(`| machine | ${mdEscape(run.cpu)}; Node ${run.node}${versions['tfjs-core'] ? `; tfjs-core ${versions['tfjs-core']}` : ''} |`);
   L.push(`| total notebook time | ${formatSeconds(total)} |`, '');
   L.push('## Notebooks', '', '| notebook | wall time | status | figures | tables |', '| --- | ---: | --- | ---: | ---: |');

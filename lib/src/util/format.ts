@@ -35,3 +35,12 @@ export function formatSeconds(seconds: number): string {
 export function attackLabel(a: { steps: number; restarts: number }): string {
   return `PGD-${a.steps}${a.restarts > 1 ? `×${a.restarts}` : ''}`;
 }
+
+/**
+ * Text from an untrusted file (a key, an entry name) made safe for a one-line message: control
+ * characters escaped (\n → \x0a), cut to `max` characters with '…'.
+ */
+export function singleLine(s: string, max = 200): string {
+  const t = s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}
