@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { benchTask, resnet18ForwardFlops } from '../lib/src/experiments/bench.js';
+import { benchTask, forwardFlops } from '../lib/src/experiments/bench.js';
 import { benchStages, STAGE_NAMES } from '../lib/src/experiments/stage-bench.js';
 import { resolveConfig } from '../lib/src/experiments/config.js';
 import { createResNet18 } from '../lib/src/nn/model.js';
@@ -11,9 +11,9 @@ before(testEngine);
 
 test('FLOP count of CIFAR ResNet-18 matches the commonly cited 0.56 GMACs', () => {
   const m = createResNet18({ width: 1 });
-  const macs = resnet18ForwardFlops(m) / 2;
+  const macs = forwardFlops(m) / 2;
   m.dispose();
-  // 556.65M MACs for convs + linear, e.g. as reported by thop/ptflops for kuangliu's Network.
+  // 556.65M MACs for convs + linear, e.g. as reported by thop/ptflops for kuangliu's ResNet18.
   assert.ok(Math.abs(macs / 556.65e6 - 1) < 0.005, `${macs / 1e6}M MACs`);
 });
 

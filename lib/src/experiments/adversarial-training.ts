@@ -240,10 +240,9 @@ export function baseCheckpointPath(config: Pick<ExperimentConfig, 'dataset' | 'p
  * command that trains it.
  */
 export async function ensureBaseCheckpoint(config: ExperimentConfig, options: { train?: boolean; log?: (l: string) => void; progress?: boolean } = {}): Promise<string> {
-  const imported = importedBaseFromEnv(config.dataset);
-  if (imported) return imported;
+  const file = baseCheckpointPath(config);
+  if (importedBaseFromEnv(config.dataset)) return file;
   const dir = baseRunDir(config);
-  const file = runCheckpointPath(dir, 'best');
   const lastFile = runCheckpointPath(dir, 'last');
   const done = fs.existsSync(lastFile) && (readCheckpoint(lastFile).header.extra.epochsDone as number) >= config.advTrain.epochs;
   if (done && fs.existsSync(file)) return file;

@@ -53,19 +53,9 @@ export interface BenchResult {
   error?: string;
 }
 
-/** Forward FLOPs of one image through a CIFAR ResNet-18 (convs + linear; 2 per multiply-add). */
-export function resnet18ForwardFlops(model: Network): number {
-  let flops = 0;
-  // Spatial size of each module's output follows the stage: 32, 32, 16, 8, 4.
-  for (const m of model.modules()) {
-    if (m.kind === 'bn') continue;
-    const shape = m.entries[0].shape;
-    if (m.kind === 'linear') { flops += 2 * shape[0] * shape[1]; continue; }
-    const stage = m.name === 'conv1' ? 1 : Number(m.name[5]);
-    const hw = 32 / 2 ** (stage - 1);
-    flops += 2 * hw * hw * shape[0] * shape[1] * shape[2] * shape[3];
-  }
-  return flops;
+/** Forward FLOPs of one 32×32 image through a network (convs + linear; 2 per multiply-add, the architecture's own count). */
+export function forwardFlops(model: Network): number {
+  return 2 * model.macsPerImage();
 }
 
 function median(a: number[]): number {
@@ -112,7 +102,7 @@ export async function benchTask(task: BenchTask, options: Partial<BenchOptions> 
     opt.dispose();
     tf.dispose([x, y]);
   }
-  const flopsPerImage = resnet18ForwardFlops(model) * (task === 'inference' ? 1 : task === 'pgd-step' ? 2 : 3);
+  const flopsPerImage = forwardFlops(model) * (task === 'inference' ? 1 : task === 'pgd-step' ? 2 : 3);
   model.dispose();
   const ips = times.length ? o.batchSize / median(times) : null;
   return {

@@ -75,8 +75,3 @@ export function importBase(file: string, options: ImportOptions & { dataset?: Da
     model.dispose();
   }
 }
-
-/** The import record of a `.rbn` made by `importBase`, or undefined for a model this project trained. */
-export function importSourceOf(checkpoint: string): ImportSource | undefined {
-  return readCheckpoint(checkpoint).header.provenance.imported as ImportSource | undefined;
-}
