@@ -10,7 +10,9 @@ import * as path from 'node:path';
 import { readZip, writeZip } from '../lib/src/util/zip.js';
 import { unpickle, PickleWriter } from '../lib/src/util/pickle.js';
 import { readStateDict, encodeSafetensors, encodeTorchStateDict, halfToFloat, type TensorToWrite } from '../lib/src/nn/torch-format.js';
-import { tempDir } from './helpers.js';
+import { tempDir, testEngine, assertNoLeak } from './helpers.js';
+import { createNetwork } from '../lib/src/nn/model.js';
+import { importPyTorchCheckpoint, exportPyTorch, toPyTorchStateDict } from '../lib/src/nn/pytorch.js';
 
 const TENSORS: TensorToWrite[] = [
   { key: 'conv1.weight', shape: [2, 1, 1, 3], dtype: 'float32', values: [0.5, -1.25, 3, 1e-8, -0, 7] },
@@ -102,4 +104,21 @@ test('crafted files fail fast with one-line errors: zero-stride views, long inte
   const empty = path.join(dir, 'empty.safetensors');
   fs.writeFileSync(empty, encodeSafetensors([]));
   assert.throws(() => readStateDict(empty), /empty\.safetensors: holds no tensors/);
+});
+
+test('import and export leave no tensors behind (the probe network and the export are freed)', async () => {
+  await testEngine();
+  const dir = tempDir();
+  const m = createNetwork({ arch: 'wide-resnet', depth: 10, width: 1 }, 3);
+  const file = path.join(dir, 'w.safetensors');
+  try {
+    fs.writeFileSync(file, encodeSafetensors(toPyTorchStateDict(m)));
+    await assertNoLeak('import + export', () => {
+      const { model } = importPyTorchCheckpoint(file, { normalization: 'none' });
+      exportPyTorch(model, path.join(dir, 'back.pt'), 'torch');
+      model.dispose();
+    });
+  } finally {
+    m.dispose();
+  }
 });
