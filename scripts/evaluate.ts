@@ -1,8 +1,14 @@
-/** `npm run evaluate -- --checkpoint <file> [options]`: clean and PGD accuracy of a checkpoint (`--help` lists the options). */
+/** `npm run evaluate -- --checkpoint <file> [options]`: clean and PGD (or AutoAttack) accuracy of a checkpoint (`--help` lists the options). */
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
 import { initEngine } from '../lib/src/engine/engine.js';
 import { loadCifar, describeSplit, DATASET_NAMES, type DatasetName } from '../lib/src/data/cifar.js';
 import { loadModel, readCheckpoint, checkpointHash } from '../lib/src/nn/checkpoint.js';
 import { evaluate, formatEvaluation } from '../lib/src/method/evaluate.js';
+import { evaluateAutoAttack, formatAutoAttack } from '../lib/src/method/autoattack.js';
+import { resolveAutoAttack, autoAttackLabel, AUTOATTACK_NAMES, type AutoAttackName } from '../lib/src/attacks/autoattack.js';
+import { dataDir } from '../lib/src/util/paths.js';
+import { encodeBits } from '../lib/src/experiments/records.js';
 import { runMain, backendArg, parseCli, intArg, numberArg, choiceArg, COMMON_OPTIONS, IMPORT_OPTIONS, importBasesFromArgs, type CliSpec, type CliOption } from './cli.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
 import { fixedSubset } from '../lib/src/data/subsets.js';
@@ -10,8 +16,11 @@ import { archLabel } from '../lib/src/nn/architectures.js';
 
 const CLI = {
   command: 'npm run evaluate --',
-  summary: 'Clean and PGD accuracy of a checkpoint on the test split. With --n below the split size, the\n' +
-    'class-balanced fixed subset of `subsetIndices` is attacked (the same images every time).',
+  summary: 'Clean and PGD accuracy of a checkpoint on the test split, or with --attack autoattack the\n' +
+    'AutoAttack suite (standard: APGD-CE, APGD-T, FAB-T, Square; or --aa-version custom with the\n' +
+    '--aa-* options). With --n below the split size, the class-balanced fixed subset of\n' +
+    '`subsetIndices` is attacked (the same images every time). An AutoAttack run saves its flags\n' +
+    'after every batch and resumes when started again with the same options.',
   options: {
     checkpoint: { type: 'string', arg: '<file.rbn>', help: 'checkpoint to evaluate (this or --base is required)' },
     ...IMPORT_OPTIONS,
@@ -22,6 +31,13 @@ const CLI = {
     eps: { type: 'string', default: '8', arg: '<x>', help: 'L∞ radius in 1/255 units' },
     alpha: { type: 'string', default: '2', arg: '<x>', help: 'PGD step size in 1/255 units' },
     batch: { type: 'string', default: '256', arg: '<N>', help: 'batch size' },
+    attack: { type: 'string', default: 'pgd', arg: '<pgd|autoattack>', help: 'robust accuracy under PGD (--steps, --restarts, --alpha) or AutoAttack' },
+    'aa-version': { type: 'string', default: 'standard', arg: '<standard|custom>', help: "AutoAttack version; 'custom' takes the --aa-* settings below" },
+    'aa-attacks': { type: 'string', default: 'apgd-ce,apgd-t,fab-t,square', arg: '<list>', help: `custom: attacks in order, from ${AUTOATTACK_NAMES.join(', ')}` },
+    'aa-steps': { type: 'string', default: '100', arg: '<N>', help: 'custom: APGD and FAB iterations' },
+    'aa-targets': { type: 'string', default: '9', arg: '<N>', help: 'custom: target classes of APGD-T and FAB-T' },
+    'aa-queries': { type: 'string', default: '5000', arg: '<N>', help: 'custom: Square query budget' },
+    seed: { type: 'string', default: '0', arg: '<N>', help: 'attack seed' },
     backend: COMMON_OPTIONS.backend,
     out: { type: 'string', arg: '<file.json>', help: 'also write the result (with checkpoint SHA-256, engine, time) as JSON' },
   },
@@ -51,10 +67,40 @@ runMain(async () => {
   if (nArg !== undefined && nArg > data.n) throw new Error(`--n ${nArg} exceeds the ${data.n} test images of ${describeSplit(data)}`);
   const n = nArg ?? data.n;
   const indices = fixedSubset(data, n);
+  const seed = intArg('seed', values.seed, 0);
+  const kind = choiceArg('attack', values.attack, ['pgd', 'autoattack'] as const);
+  const aaOptions = kind !== 'autoattack' ? null : resolveAutoAttack({
+    eps: attack.eps, seed, version: choiceArg('aa-version', values['aa-version'], ['standard', 'custom'] as const),
+    attacks: values['aa-attacks'].split(',').map((a) => a.trim()).filter(Boolean) as AutoAttackName[],
+    steps: intArg('aa-steps', values['aa-steps'], 1), targets: intArg('aa-targets', values['aa-targets'], 1), queries: intArg('aa-queries', values['aa-queries'], 0),
+  });
   const engine = await initEngine({ backend: backendArg(values.backend) });
   const { model, checkpoint } = loadModel(checkpointFile);
   console.log(`backend ${engine.backend} (${engine.threads} threads); ${checkpointFile}; ${describeSplit(data)}; ${indices ? `fixed balanced subset of ${n}` : `all ${data.n}`} evaluated`);
-  const r = await evaluate(model, data, { indices, attack: attack.steps > 0 ? attack : null, batchSize, label: 'evaluate' });
+  if (aaOptions) {
+    const aa = aaOptions;
+    const sha = checkpointHash(checkpointFile);
+    const optionsHash = crypto.createHash('sha256').update(JSON.stringify({ aa, dataset, n, batchSize })).digest('hex').slice(0, 12);
+    const statePath = path.join(dataDir(), 'cache', 'evaluate-autoattack', `${sha.slice(0, 16)}-${optionsHash}.state.json`);
+    console.log(`${autoAttackLabel(aa)}, eps ${(aa.eps * 255).toFixed(2)}/255, seed ${seed}; resume file ${path.relative(process.cwd(), statePath)}`);
+    const r = await evaluateAutoAttack(model, data, { indices, attack: aa, batchSize, statePath, stateKey: sha, label: 'autoattack' });
+    console.log(formatAutoAttack(r, autoAttackLabel(aa)));
+    if (values.out) {
+      writeFileAtomic(values.out, JSON.stringify({
+        checkpoint: checkpointFile, checkpointSha256: sha, model: `${archLabel(header.config)}, ${header.config.numClasses} classes`, imported: header.provenance.imported ?? null,
+        dataset, split: 'test', data: describeSplit(data), n: r.n, subset: indices ? 'subsetIndices balanced' : 'all',
+        attack: { name: autoAttackLabel(aa), ...aa }, clean: r.clean.accuracy, robust: r.robust.accuracy, resumed: r.resumed,
+        // Per-example flags in the order of the evaluated indices, for pairing with other runs.
+        indices: indices ? Array.from(indices) : null, cleanBits: encodeBits(r.clean.perExample), robustBits: encodeBits(r.robust.perExample),
+        stages: r.stages.map((st) => ({ attack: st.attack, attacked: st.attacked, fooled: st.fooled, robustAfter: st.robustAfter, seconds: st.seconds })),
+        engine, seconds: r.seconds, date: new Date().toISOString(),
+      }, null, 2));
+      console.log(`wrote ${values.out}`);
+    }
+    model.dispose();
+    return;
+  }
+  const r = await evaluate(model, data, { indices, attack: attack.steps > 0 ? { ...attack, seed } : null, batchSize, label: 'evaluate' });
   console.log(formatEvaluation(r));
   if (values.out) {
     const record = {

@@ -7,14 +7,14 @@ import * as assert from 'node:assert/strict';
 import { evalConfigLabel, layerTypeCurveRows, layerTypeDeltaRows, layerTypeTableRows, mrcRows, mrcSelectionRows, scoreCells, deltaBars, table1DisplayRows, table1DetailRows, table1DeltaBars, seedCells, type Table1Row } from '../lib/src/analysis/tables.js';
 import {
   layerTypeVerdicts, layerTypeReading, table1Reading, methodComparisons, methodComparisonCells, kdeVerdict, kdeReading,
-  bnPolicyReading, interpolationReading, restartsReading, seedReading, baseReading, mrcReading, binomialSE,
+  bnPolicyReading, interpolationReading, restartsReading, autoAttackReading, autoAttackDeltas, seedReading, baseReading, mrcReading, binomialSE,
   crossDatasetRows, crossDatasetReading, trainingScaleReading,
 } from '../lib/src/analysis/readings.js';
 import { pairedComparison } from '../lib/src/util/stats.js';
 import { resolveConfig } from '../lib/src/experiments/config.js';
 import { PAPER_TABLE1 } from '../lib/src/analysis/paper.js';
 import { attackLabel } from '../lib/src/util/format.js';
-import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord } from '../lib/src/experiments/records.js';
+import { encodeBits, type LayerTypeRecord, type MRCRecord, type ModelScore, type RiftRecord, type RestartsRecord, type AutoAttackRecord } from '../lib/src/experiments/records.js';
 
 const attack = { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 };
 
@@ -267,6 +267,34 @@ describe('readings', () => {
     const tied = restartsReading({ n, restarts: [1, 3], models: [model('base', 40, 39), model('RiFT', 40, 39), model('RiFT with BN', 39, 39)] });
     assert.match(tied, /Order by robust accuracy: base = RiFT > RiFT with BN \(×1\) vs base = RiFT = RiFT with BN \(×3\) — changed/);
     assert.match(text, /measurably for 1 of 3 models \(RiFT\)/);
+  });
+
+  test('AutoAttack reading: AA − PGD per model, which attack did the work, and whether "robustness preserved" survives AA', () => {
+    const n = 200;
+    const stage = (attack: string, attacked: number, fooled: number) => ({ attack, attacked, fooled, robustAfter: (100 * (attacked - fooled)) / n, seconds: 1 });
+    const model = (name: string, pgd: number, aa: number, squareFooled = 0) => ({
+      name, file: '', sha256: '', clean: 70, pgd: (100 * pgd) / n, aa: (100 * aa) / n,
+      cleanBits: encodeBits(bits(n, range(0, 140))), pgdBits: encodeBits(bits(n, range(0, pgd))), aaBits: encodeBits(bits(n, range(0, aa))),
+      stages: [stage('apgd-ce', 140, 140 - aa - 4 - squareFooled), stage('apgd-t', aa + 4 + squareFooled, 4), stage('fab-t', aa + squareFooled, 0), stage('square', aa + squareFooled, squareFooled)],
+      gap: pairedComparison(bits(n, range(0, pgd)), bits(n, range(0, aa)), { resamples: 500 }), seconds: { pgd: 1, aa: 10 },
+    });
+    const rec = (models: AutoAttackRecord['models']): Pick<AutoAttackRecord, 'models' | 'n' | 'autoattack' | 'pgd'> => ({
+      n, models, pgd: { eps: 8 / 255, alpha: 2 / 255, steps: 10, randomStart: true, restarts: 1 },
+      autoattack: { ...resolveConfig('quick').autoattack, eps: 8 / 255, seed: 0 },
+    });
+    // RiFT keeps its PGD gain under AA; RiFT with BN is level under PGD but loses 15 images under AA.
+    const r = rec([model('base', 80, 70), model('RiFT', 84, 74), model('RiFT with BN', 80, 55, 3)]);
+    const text = autoAttackReading(r);
+    assert.match(text, /the standard AutoAttack suite against PGD-10 on the same 200 test images/);
+    assert.match(text, /- base: PGD-10 40\.00% → AA 35\.00%, AA − PGD -5\.00 \[[^\]]+\] pt \(interval excludes 0\); apgd-ce fooled most \(66 of 140 attacked\)/);
+    assert.match(text, /Square \(which never reads a gradient\) fooled images the gradient-based attacks left robust for RiFT with BN \(3\)/);
+    assert.match(text, /- RiFT with BN: PGD-10 \+0\.00 \[\+0\.00, \+0\.00\] pt \(preserved \(within noise\)\), AA -7\.50 \[[^\]]+\] pt \(lower\) — the verdict changes with the attack/);
+    assert.match(text, /"Robustness preserved" does not survive AutoAttack for RiFT with BN/);
+    const d = autoAttackDeltas(r);
+    assert.deepEqual(d.map((x) => [x.name, x.pgd.delta, x.aa.delta]), [['RiFT', 2, 2], ['RiFT with BN', 0, -7.5]]);
+    const ok = autoAttackReading(rec([model('base', 80, 70), model('RiFT', 81, 70)]));
+    assert.match(ok, /"Robustness preserved" survives AutoAttack here/);
+    assert.match(ok, /no sign of gradient masking/);
   });
 
   test('seed variation: cells per (method, seed) and a reading that counts who is ahead per seed', () => {

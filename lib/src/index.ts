@@ -36,6 +36,7 @@ export * from './attacks/index.js';
 // method: training, evaluation, MRC, fine-tuning, interpolation
 export * from './method/train.js';
 export * from './method/evaluate.js';
+export * from './method/autoattack.js';
 export * from './method/mrc.js';
 export * from './method/finetune.js';
 export * from './method/interpolate.js';

@@ -13,7 +13,7 @@ import type { LayerTypeMode } from '../method/finetune.js';
 import type { EpochMetrics } from '../experiments/adversarial-training.js';
 import { describeSplit, type CifarData } from '../data/cifar.js';
 import { attackLabel, formatDuration, signed } from '../util/format.js';
-import { decodeBits, finalScore, modelLabel, type ModelIdentity, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord } from '../experiments/records.js';
+import { decodeBits, finalScore, modelLabel, type ModelIdentity, type BaseRecord, type KDERecord, type LayerTypeRecord, type MRCRecord, type ModelScore, type RestartsRecord, type RiftRecord, type AutoAttackRecord } from '../experiments/records.js';
 
 /** A claim of the paper beside what our records show. */
 export type Verdict = {
@@ -408,6 +408,62 @@ export function restartsReading(rec: Pick<RestartsRecord, 'models' | 'restarts' 
         ? `The stronger attack changes robust accuracy measurably for ${sig.length} of ${rec.models.length} models (${sig.map((m) => m.name).join(', ')}): numbers measured with different restarts (RiFT's code ×1, its paper ×3) are not comparable.`
         : `No gap is distinguishable from 0 at ${rec.n} images; still, only numbers measured with the same attack should be compared.`),
   ].join('\n');
+}
+
+/**
+ * Each fine-tuned model against the base under PGD and under AutoAttack, paired per example on
+ * the same images: Δ robust (model − base) for both attacks. The first model of the record is
+ * the base.
+ */
+export function autoAttackDeltas(rec: Pick<AutoAttackRecord, 'models'>): Array<{ name: string; pgd: PairedComparison; aa: PairedComparison }> {
+  const [base, ...rest] = rec.models;
+  if (!base) return [];
+  return rest.map((m) => ({
+    name: m.name,
+    pgd: pairedComparison(decodeBits(base.pgdBits), decodeBits(m.pgdBits)),
+    aa: pairedComparison(decodeBits(base.aaBits), decodeBits(m.aaBits)),
+  }));
+}
+
+/**
+ * What the AutoAttack record shows: how far AA falls below PGD per model (paired), which attack
+ * did the work, and whether "robustness preserved" (fine-tuned within noise of, or above, the
+ * base) still holds when robustness is measured with AA. The first model is the base.
+ */
+export function autoAttackReading(rec: Pick<AutoAttackRecord, 'models' | 'n' | 'autoattack' | 'pgd'>): string {
+  const pgdName = attackLabel(rec.pgd);
+  const suite = rec.autoattack.version === 'standard' ? 'the standard AutoAttack suite' : `a custom AutoAttack suite (${rec.autoattack.attacks.join(', ')}; ${rec.autoattack.steps} steps, ${rec.autoattack.queries} Square queries)`;
+  const lines = [
+    `**Reading (computed from the record).** ${suite} against ${pgdName} on the same ${rec.n} test images, paired per example:`,
+    '',
+    ...rec.models.map((m) => {
+      const top = [...m.stages].sort((a, b) => b.fooled - a.fooled)[0];
+      const after = m.stages.filter((s) => s.fooled > 0 && s !== m.stages[0]).map((s) => `${s.attack} ${s.fooled}`).join(', ');
+      return `- ${m.name}: ${pgdName} ${f2(m.pgd)}% → AA ${f2(m.aa)}%, AA − PGD ${formatDeltaCI(m.gap.delta, m.gap.ci)} pt (${includes0(m.gap.ci) ? 'interval includes 0' : 'interval excludes 0'}); ` +
+        `${top && top.fooled > 0 ? `${top.attack} fooled most (${top.fooled} of ${top.attacked} attacked)` : 'no attack fooled any image'}${after ? `; after ${m.stages[0].attack}: ${after}` : ''}.`;
+    }),
+  ];
+  // The reference's check_square_sr: a gradient-free attack succeeding after the gradient-based ones points to masked gradients.
+  const squareHits = rec.models.map((m) => ({ name: m.name, fooled: m.stages.find((s) => s.attack === 'square')?.fooled ?? 0 })).filter((m) => m.fooled > 0);
+  if (rec.models.some((m) => m.stages.some((s) => s.attack === 'square'))) {
+    lines.push('', squareHits.length
+      ? `Square (which never reads a gradient) fooled images the gradient-based attacks left robust for ${squareHits.map((m) => `${m.name} (${m.fooled})`).join(', ')}: a sign of gradient masking there.`
+      : 'Square (which never reads a gradient) fooled no image the gradient-based attacks had left robust: no sign of gradient masking.');
+  }
+  const deltas = autoAttackDeltas(rec);
+  if (deltas.length) {
+    lines.push('', 'Fine-tuned minus base robust accuracy, under each attack (paired, same images):', '');
+    for (const d of deltas) {
+      const kept = (c: PairedComparison) => (c.ci[1] >= 0 ? (includes0(c.ci) ? 'preserved (within noise)' : 'higher') : 'lower');
+      lines.push(`- ${d.name}: ${pgdName} ${formatDeltaCI(d.pgd.delta, d.pgd.ci)} pt (${kept(d.pgd)}), AA ${formatDeltaCI(d.aa.delta, d.aa.ci)} pt (${kept(d.aa)}) — ` +
+        (kept(d.pgd) === kept(d.aa) ? 'the same verdict under both.' : 'the verdict changes with the attack.'));
+    }
+    const survives = deltas.every((d) => d.aa.ci[1] >= 0);
+    lines.push('', survives
+      ? `"Robustness preserved" survives AutoAttack here: no fine-tuned model is measurably less robust than the base under AA at ${rec.n} images.`
+      : `"Robustness preserved" does not survive AutoAttack for ${deltas.filter((d) => d.aa.ci[1] < 0).map((d) => d.name).join(', ')}: measurably less robust than the base under AA at ${rec.n} images.`);
+  }
+  return lines.join('\n');
 }
 
 /** Parameters of the full-width CIFAR ResNet-18 (the paper's model), for scale statements. */

@@ -10,6 +10,7 @@
 import { loadCifar, splitIdentity, NUM_CLASSES, type CifarData } from '../data/cifar.js';
 import { loadModel, checkpointHash, readCheckpoint, saveCheckpoint } from '../nn/checkpoint.js';
 import { evaluate } from '../method/evaluate.js';
+import { evaluateAutoAttack } from '../method/autoattack.js';
 import { makeAdversarialSet, computeMRC, candidateModules, selectLowest, type MRCEntry } from '../method/mrc.js';
 import { finetune, layerTypeModules, type FinetuneOptions, type LayerTypeMode } from '../method/finetune.js';
 import { interpolationSweep } from '../method/interpolate.js';
@@ -18,10 +19,10 @@ import { ResultCache } from './cache.js';
 import {
   encodeBits, decodeBits, architectureLabel, finalScore, METHOD_CANDIDATES,
   type ModelIdentity, type Common, type BaseRecord, type MRCRecord, type Method, type ModelScore, type RiftRecord, type LayerTypeRecord,
-  type LayerTypeEpoch, type KDERecord, type RestartsRecord,
+  type LayerTypeEpoch, type KDERecord, type RestartsRecord, type AutoAttackRecord,
 } from './records.js';
 import { engineInfo } from '../engine/engine.js';
-import type { ExperimentConfig } from './config.js';
+import { autoAttackSuite, type ExperimentConfig } from './config.js';
 import type { Network } from '../nn/model.js';
 import type { ImportSource } from '../nn/pytorch.js';
 import * as fs from 'node:fs';
@@ -456,6 +457,54 @@ export async function runRestartsComparison(inp: ExperimentInputs, models: Reado
     return {
       ...common(inp, ctx.key, d, { eval: (Date.now() - t0) / 1000 }), kind: 'restarts', eval: c.eval, restarts: rs,
       n: idx ? idx.length : test.n, models: out,
+    };
+  });
+  return r.record;
+}
+
+/**
+ * AutoAttack (the config's `autoattack` suite, eps of `eval.attack`) against PGD (`eval.attack`)
+ * on the same `autoattack.n` test images, for each model, with the paired gap AA − PGD
+ * (cached; the key holds every model file's hash). A killed run resumes: finished models from
+ * the work directory, the current model's suite batch by batch.
+ */
+export async function runAutoAttackComparison(inp: ExperimentInputs, models: ReadonlyArray<{ name: string; file: string }>, seed = 0): Promise<AutoAttackRecord> {
+  if (models.length === 0) throw new Error('runAutoAttackComparison: no models');
+  for (const m of models) if (!fs.existsSync(m.file)) throw new Error(`runAutoAttackComparison: model file ${m.file} (${m.name}) is missing`);
+  const cache = inp.cache ?? new ResultCache();
+  const c = inp.config;
+  const d = loadEvalInputs(inp);
+  const idx = fixedSubset(d.test, c.autoattack.n);
+  const shas = models.map((m) => checkpointHash(m.file));
+  const aa = { ...c.autoattack, eps: c.eval.attack.eps, seed };
+  const material = { v: EXPERIMENT_VERSION, kind: 'autoattack', dataset: c.dataset, data: d.data, models: models.map((m, i) => ({ name: m.name, sha: shas[i] })), autoattack: aa, pgd: c.eval.attack };
+  const r = await cache.getOrCompute<AutoAttackRecord>('autoattack', material, async (ctx) => {
+    // Models finished before a kill are kept in the work directory; the current one resumes from its suite state file.
+    const out: AutoAttackRecord['models'] = ctx.loadProgress<{ models: AutoAttackRecord['models'] }>()?.models ?? [];
+    const t0 = Date.now();
+    const progress = inp.progress === false ? false as const : {};
+    for (const [i, m] of models.entries()) {
+      if (i < out.length) continue;
+      await withModel(m.file, async (model) => {
+        const ev = await evaluate(model, d.test, { indices: idx, attack: c.eval.attack, batchSize: c.eval.batchSize, label: `${m.name} PGD`, progress });
+        const res = await evaluateAutoAttack(model, d.test, {
+          indices: idx, batchSize: c.autoattack.batchSize, attack: { ...autoAttackSuite(c.autoattack), eps: aa.eps, seed },
+          statePath: path.join(ctx.dir, `model-${i}.state.json`), stateKey: shas[i], label: `${m.name} AA`, progress,
+        });
+        const gap = pairedComparison(ev.robust!.perExample, res.robust.perExample);
+        log(inp)(`AutoAttack ${m.name}: PGD ${ev.robust!.accuracy.toFixed(2)}% → AA ${res.robust.accuracy.toFixed(2)}% (gap ${gap.delta.toFixed(2)} pt; ${res.stages.map((s) => `${s.attack} ${s.robustAfter.toFixed(1)}%`).join(', ')}; ${res.seconds.toFixed(0)} s)`);
+        out.push({
+          name: m.name, file: m.file, sha256: shas[i], clean: res.clean.accuracy, pgd: ev.robust!.accuracy, aa: res.robust.accuracy,
+          cleanBits: encodeBits(res.clean.perExample), pgdBits: encodeBits(ev.robust!.perExample), aaBits: encodeBits(res.robust.perExample),
+          stages: res.stages.map((s) => ({ attack: s.attack, attacked: s.attacked, fooled: s.fooled, robustAfter: s.robustAfter, seconds: s.seconds })),
+          gap, seconds: { pgd: ev.seconds, aa: res.seconds },
+        });
+        ctx.saveProgress({ models: out });
+      });
+    }
+    return {
+      ...common(inp, ctx.key, d, { eval: (Date.now() - t0) / 1000 }), kind: 'autoattack', autoattack: aa, pgd: c.eval.attack,
+      n: idx ? idx.length : d.test.n, models: out,
     };
   });
   return r.record;

@@ -9,18 +9,7 @@ import { archLabel, type ArchName } from '../nn/architectures.js';
 import type { MRCEntry, CandidateSet } from '../method/mrc.js';
 import type { FinetuneEpoch, LayerTypeMode, BNStatsPolicy } from '../method/finetune.js';
 import type { PairedComparison } from '../util/stats.js';
-
-/** Per-example 0/1 vector as a compact '0'/'1' string (JSON-friendly). */
-export function encodeBits(a: ArrayLike<number>): string {
-  let s = '';
-  for (let i = 0; i < a.length; i++) s += a[i] ? '1' : '0';
-  return s;
-}
-
-/** Inverse of `encodeBits`: a '0'/'1' string back to a per-example 0/1 Uint8Array (any other character reads as 0). */
-export function decodeBits(s: string): Uint8Array {
-  return Uint8Array.from(s, (c) => (c === '1' ? 1 : 0));
-}
+export { encodeBits, decodeBits } from '../util/format.js';
 
 /** The base model a record was computed on, as its checkpoint header names it. */
 export interface ModelIdentity {
@@ -189,6 +178,36 @@ export interface KDERecord extends Common {
 }
 
 /** Cached worst-of-R vs single-run PGD comparison: per model, clean accuracy, robust accuracy per restart count, and the gap. */
+/** AutoAttack against PGD on the same test images, per model (beyond the paper; RiFT claims its gains hold under AA). */
+export interface AutoAttackRecord extends Common {
+  kind: 'autoattack';
+  /** The config's AutoAttack section (suite, n, batch size) and eps, seed of the run. */
+  autoattack: ExperimentConfig['autoattack'] & { eps: number; seed: number };
+  /** The PGD it is compared with (`eval.attack`). */
+  pgd: ExperimentConfig['eval']['attack'];
+  /** Attacked examples (the first n/classes of each class: a subset of `eval.n`'s). */
+  n: number;
+  models: Array<{
+    name: string;
+    file: string;
+    sha256: string;
+    /** Clean accuracy on the n images. */
+    clean: number;
+    /** PGD robust accuracy on the n images. */
+    pgd: number;
+    /** AutoAttack robust accuracy on the n images. */
+    aa: number;
+    cleanBits: string;
+    pgdBits: string;
+    aaBits: string;
+    /** Per attack in run order: images attacked, fooled, robust accuracy after it, wall time. */
+    stages: Array<{ attack: string; attacked: number; fooled: number; robustAfter: number; seconds: number }>;
+    /** Paired on the same images: Δ = AA − PGD robust accuracy (≤ 0 when AA is the stronger evaluation). */
+    gap: PairedComparison;
+    seconds: { pgd: number; aa: number };
+  }>;
+}
+
 export interface RestartsRecord extends Common {
   kind: 'restarts';
   eval: ExperimentConfig['eval'];

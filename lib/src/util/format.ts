@@ -44,3 +44,15 @@ export function singleLine(s: string, max = 200): string {
   const t = s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return t.length > max ? `${t.slice(0, max)}…` : t;
 }
+
+/** Per-example 0/1 vector as a compact '0'/'1' string (JSON-friendly). */
+export function encodeBits(a: ArrayLike<number>): string {
+  let s = '';
+  for (let i = 0; i < a.length; i++) s += a[i] ? '1' : '0';
+  return s;
+}
+
+/** Inverse of `encodeBits`: a '0'/'1' string back to a per-example 0/1 Uint8Array (any other character reads as 0). */
+export function decodeBits(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => (c === '1' ? 1 : 0));
+}
