@@ -443,12 +443,17 @@ export function autoAttackReading(rec: Pick<AutoAttackRecord, 'models' | 'n' | '
         `${top && top.fooled > 0 ? `${top.attack} fooled most (${top.fooled} of ${top.attacked} attacked)` : 'no attack fooled any image'}${after ? `; after ${m.stages[0].attack}: ${after}` : ''}.`;
     }),
   ];
-  // The reference's check_square_sr: a gradient-free attack succeeding after the gradient-based ones points to masked gradients.
-  const squareHits = rec.models.map((m) => ({ name: m.name, fooled: m.stages.find((s) => s.attack === 'square')?.fooled ?? 0 })).filter((m) => m.fooled > 0);
-  if (rec.models.some((m) => m.stages.some((s) => s.attack === 'square'))) {
-    lines.push('', squareHits.length
-      ? `Square (which never reads a gradient) fooled images the gradient-based attacks left robust for ${squareHits.map((m) => `${m.name} (${m.fooled})`).join(', ')}: a sign of gradient masking there.`
-      : 'Square (which never reads a gradient) fooled no image the gradient-based attacks had left robust: no sign of gradient masking.');
+  // The reference's check_square_sr: Square (gradient-free) lowering robust accuracy by more than 0.2 pt after the gradient-based attacks points to masked gradients.
+  const squareLast = rec.models.length > 0 && rec.models.every((m) => m.stages.length > 1 && m.stages[m.stages.length - 1].attack === 'square');
+  if (squareLast) {
+    const hits = rec.models.map((m) => ({ name: m.name, fooled: m.stages[m.stages.length - 1].fooled }));
+    const flagged = hits.filter((m) => (100 * m.fooled) / Math.max(rec.n, 1) > 0.2);
+    const some = hits.filter((m) => m.fooled > 0);
+    lines.push('', flagged.length
+      ? `Square (which never reads a gradient) lowered robust accuracy by more than 0.2 pt after the gradient-based attacks for ${flagged.map((m) => `${m.name} (${m.fooled} images)`).join(', ')}: a sign of gradient masking there (the reference's check_square_sr).`
+      : some.length
+        ? `Square (which never reads a gradient) fooled a few images the gradient-based attacks left robust (${some.map((m) => `${m.name} ${m.fooled}`).join(', ')}), within the reference's 0.2 pt warning threshold.`
+        : 'Square (which never reads a gradient) fooled no image the gradient-based attacks had left robust: no sign of gradient masking.');
   }
   const deltas = autoAttackDeltas(rec);
   if (deltas.length) {

@@ -83,11 +83,13 @@ export function autoAttackLabel(options: Partial<AutoAttackOptions> = {}): strin
 
 /**
  * The seed of batch `batch` of attack number `attackIndex` (its place in the list) in a suite
- * run seeded with `seed`: distinct for every (attack, batch) pair below 2^16 batches. The one
- * rule the batch and dataset runners share.
+ * run seeded with `seed`. Inside an attack, run r (restart, or target × restart) draws with
+ * seed + r, so batches are 64 apart: every (attack, batch, run) stream is distinct for fewer
+ * than 64 runs per attack and 1024 batches per attack. The one rule the batch and dataset
+ * runners share.
  */
 export function autoAttackSeed(seed: number, attackIndex: number, batch: number): number {
-  return (seed + attackIndex * 65536 + batch) >>> 0;
+  return (seed + attackIndex * 65536 + batch * 64) >>> 0;
 }
 
 /**
@@ -138,19 +140,26 @@ export function autoAttackDetailed(model: Classifier, x: tf.Tensor4D, y: tf.Tens
       const ids = tf.tensor1d(idx, 'int32');
       const xs = tf.gather(x, ids) as tf.Tensor4D;
       const ys = tf.gather(y, ids) as tf.Tensor1D;
-      const adv = runSuiteAttack(model, name, xs, ys, o, autoAttackSeed(o.seed, ai, batch));
-      const advLogits = model.forward(adv, { training: false });
-      const still = correctMask(advLogits, ys);
-      const fooled = new Uint8Array(b);
-      const pos = new Int32Array(b);
-      idx.forEach((i, j) => { pos[i] = j; if (!still[j]) { fooled[i] = 1; robust[i] = 0; } });
-      const merged = tf.tidy(() => {
-        const full = tf.gather(adv, tf.tensor1d(pos, 'int32'));
-        const m = tf.broadcastTo(tf.reshape(tf.tensor1d(fooled, 'bool'), [b, 1, 1, 1]), x.shape);
-        return tf.where(m, full, xAdv) as tf.Tensor4D;
-      });
-      tf.dispose([ids, xs, ys, adv, advLogits, xAdv]);
-      xAdv = merged;
+      try {
+        const adv = runSuiteAttack(model, name, xs, ys, o, autoAttackSeed(o.seed, ai, batch));
+        const advLogits = model.forward(adv, { training: false });
+        const still = correctMask(advLogits, ys);
+        const fooled = new Uint8Array(b);
+        const pos = new Int32Array(b);
+        idx.forEach((i, j) => { pos[i] = j; if (!still[j]) { fooled[i] = 1; robust[i] = 0; } });
+        const merged = tf.tidy(() => {
+          const full = tf.gather(adv, tf.tensor1d(pos, 'int32'));
+          const m = tf.broadcastTo(tf.reshape(tf.tensor1d(fooled, 'bool'), [b, 1, 1, 1]), x.shape);
+          return tf.where(m, full, xAdv) as tf.Tensor4D;
+        });
+        tf.dispose([adv, advLogits, xAdv]);
+        xAdv = merged;
+      } catch (e) {
+        xAdv.dispose();
+        throw e;
+      } finally {
+        tf.dispose([ids, xs, ys]);
+      }
     }
     after.push({ attack: name, robust: Uint8Array.from(robust) });
   }

@@ -109,8 +109,8 @@ export interface InterpolationConfig {
 
 /**
  * AutoAttack evaluation of the base and the top-k models (`runAutoAttackComparison`): the suite
- * (AutoAttackOptions' version, attacks, steps, targets, queries; eps 8/255 and the seed are set
- * per use) on a class-balanced fixed test subset, beside PGD (`eval.attack`) on the same images.
+ * (AutoAttackOptions' version, attacks, steps, targets, queries; eps is `eval.attack.eps`, the
+ * seed is set per use) on a class-balanced fixed test subset, beside PGD (`eval.attack`) on the same images.
  */
 export type AutoAttackConfig = Pick<AutoAttackOptions, 'version' | 'attacks' | 'steps' | 'targets' | 'queries'> & {
   /** Test examples attacked (balanced fixed subset, a subset of `eval.n`'s; null = all 10,000). */

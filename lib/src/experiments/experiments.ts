@@ -477,7 +477,7 @@ export async function runAutoAttackComparison(inp: ExperimentInputs, models: Rea
   const idx = fixedSubset(d.test, c.autoattack.n);
   const shas = models.map((m) => checkpointHash(m.file));
   const aa = { ...c.autoattack, eps: c.eval.attack.eps, seed };
-  const material = { v: EXPERIMENT_VERSION, kind: 'autoattack', dataset: c.dataset, data: d.data, models: models.map((m, i) => ({ name: m.name, sha: shas[i] })), autoattack: aa, pgd: c.eval.attack };
+  const material = { v: EXPERIMENT_VERSION, kind: 'autoattack', dataset: c.dataset, data: d.data, models: models.map((m, i) => ({ name: m.name, sha: shas[i] })), autoattack: aa, eval: c.eval };
   const r = await cache.getOrCompute<AutoAttackRecord>('autoattack', material, async (ctx) => {
     // Models finished before a kill are kept in the work directory; the current one resumes from its suite state file.
     const out: AutoAttackRecord['models'] = ctx.loadProgress<{ models: AutoAttackRecord['models'] }>()?.models ?? [];

@@ -177,8 +177,15 @@ export interface KDERecord extends Common {
   models: Array<{ name: 'init' | 'RiFT' | 'RiFT with BN'; modules: string[]; density: number[]; mean: number; std: number; wassersteinToInit: number; bandwidth: number }>;
 }
 
-/** Cached worst-of-R vs single-run PGD comparison: per model, clean accuracy, robust accuracy per restart count, and the gap. */
-/** AutoAttack against PGD on the same test images, per model (beyond the paper; RiFT claims its gains hold under AA). */
+/** A model a comparison record evaluated: its display name, checkpoint file and hash, clean accuracy (percent) on the record's images. */
+export interface EvaluatedModel {
+  name: string;
+  file: string;
+  sha256: string;
+  clean: number;
+}
+
+/** AutoAttack against PGD on the same test images, per model (beyond the paper: the field's standard robustness evaluation). */
 export interface AutoAttackRecord extends Common {
   kind: 'autoattack';
   /** The config's AutoAttack section (suite, n, batch size) and eps, seed of the run. */
@@ -187,12 +194,7 @@ export interface AutoAttackRecord extends Common {
   pgd: ExperimentConfig['eval']['attack'];
   /** Attacked examples (the first n/classes of each class: a subset of `eval.n`'s). */
   n: number;
-  models: Array<{
-    name: string;
-    file: string;
-    sha256: string;
-    /** Clean accuracy on the n images. */
-    clean: number;
+  models: Array<EvaluatedModel & {
     /** PGD robust accuracy on the n images. */
     pgd: number;
     /** AutoAttack robust accuracy on the n images. */
@@ -208,6 +210,7 @@ export interface AutoAttackRecord extends Common {
   }>;
 }
 
+/** Cached worst-of-R vs single-run PGD comparison: per model, clean accuracy, robust accuracy per restart count, and the gap. */
 export interface RestartsRecord extends Common {
   kind: 'restarts';
   eval: ExperimentConfig['eval'];
@@ -215,11 +218,7 @@ export interface RestartsRecord extends Common {
   restarts: number[];
   /** Attacked examples (clean accuracy: `eval.cleanN`, as in the base record). */
   n: number;
-  models: Array<{
-    name: string;
-    file: string;
-    sha256: string;
-    clean: number;
+  models: Array<EvaluatedModel & {
     runs: Array<{ restarts: number; robust: number; robustBits: string; seconds: number }>;
     /** Most vs fewest restarts, paired on the same examples: Δ = robust(max) − robust(min) (≤ 0 expected). */
     gap: PairedComparison;

@@ -55,7 +55,7 @@ export interface AutoAttackStage {
   robustAfter: number;
   /** 1/0 per evaluated example: still robust after this attack. */
   perExample: Uint8Array;
-  /** Wall time of this attack (this process's share when resumed). */
+  /** Wall time of this attack, summed over the processes of a resumed run. */
   seconds: number;
 }
 
