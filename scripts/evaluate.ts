@@ -77,40 +77,35 @@ runMain(async () => {
   const engine = await initEngine({ backend: backendArg(values.backend) });
   const { model, checkpoint } = loadModel(checkpointFile);
   console.log(`backend ${engine.backend} (${engine.threads} threads); ${checkpointFile}; ${describeSplit(data)}; ${indices ? `fixed balanced subset of ${n}` : `all ${data.n}`} evaluated`);
+  // What every result file says about the model and the data, whichever attack ran.
+  const sha = checkpointHash(checkpointFile);
+  const provenance = {
+    checkpoint: checkpointFile, checkpointSha256: sha, checkpointMetrics: checkpoint.header.metrics,
+    model: `${archLabel(header.config)}, ${header.config.numClasses} classes`, imported: header.provenance.imported ?? null,
+    dataset, split: 'test', data: describeSplit(data), subset: indices ? 'subsetIndices balanced' : 'all', engine,
+  };
+  let result: Record<string, unknown>;
   if (aaOptions) {
     const aa = aaOptions;
-    const sha = checkpointHash(checkpointFile);
     const optionsHash = crypto.createHash('sha256').update(JSON.stringify({ aa, dataset, n, batchSize })).digest('hex').slice(0, 12);
     const statePath = path.join(dataDir(), 'cache', 'evaluate-autoattack', `${sha.slice(0, 16)}-${optionsHash}.state.json`);
     console.log(`${autoAttackLabel(aa)}, eps ${(aa.eps * 255).toFixed(2)}/255, seed ${seed}; resume file ${path.relative(process.cwd(), statePath)}`);
     const r = await evaluateAutoAttack(model, data, { indices, attack: aa, batchSize, statePath, stateKey: sha, label: 'autoattack' });
     console.log(formatAutoAttack(r, autoAttackLabel(aa)));
-    if (values.out) {
-      writeFileAtomic(values.out, JSON.stringify({
-        checkpoint: checkpointFile, checkpointSha256: sha, model: `${archLabel(header.config)}, ${header.config.numClasses} classes`, imported: header.provenance.imported ?? null,
-        dataset, split: 'test', data: describeSplit(data), n: r.n, subset: indices ? 'subsetIndices balanced' : 'all',
-        attack: { name: autoAttackLabel(aa), ...aa }, clean: r.clean.accuracy, robust: r.robust.accuracy, resumed: r.resumed,
-        // Per-example flags in the order of the evaluated indices, for pairing with other runs.
-        indices: indices ? Array.from(indices) : null, cleanBits: encodeBits(r.clean.perExample), robustBits: encodeBits(r.robust.perExample),
-        stages: r.stages.map((st) => ({ attack: st.attack, attacked: st.attacked, fooled: st.fooled, robustAfter: st.robustAfter, seconds: st.seconds })),
-        engine, seconds: r.seconds, date: new Date().toISOString(),
-      }, null, 2));
-      console.log(`wrote ${values.out}`);
-    }
-    model.dispose();
-    return;
-  }
-  const r = await evaluate(model, data, { indices, attack: attack.steps > 0 ? { ...attack, seed } : null, batchSize, label: 'evaluate' });
-  console.log(formatEvaluation(r));
-  if (values.out) {
-    const record = {
-      checkpoint: checkpointFile, checkpointSha256: checkpointHash(checkpointFile), checkpointMetrics: checkpoint.header.metrics,
-      model: `${archLabel(header.config)}, ${header.config.numClasses} classes`, imported: header.provenance.imported ?? null,
-      dataset, split: 'test', data: describeSplit(data), n: r.n, subset: indices ? 'subsetIndices balanced' : 'all',
-      attack: r.attack, clean: r.clean.accuracy, robust: r.robust?.accuracy ?? null,
-      engine, seconds: r.seconds, date: new Date().toISOString(),
+    result = {
+      n: r.n, attack: { name: autoAttackLabel(aa), ...aa }, clean: r.clean.accuracy, robust: r.robust.accuracy, resumed: r.resumed,
+      // Per-example flags in the order of the evaluated indices, for pairing with other runs.
+      indices: indices ? Array.from(indices) : null, cleanBits: encodeBits(r.clean.perExample), robustBits: encodeBits(r.robust.perExample),
+      stages: r.stages.map((st) => ({ attack: st.attack, attacked: st.attacked, fooled: st.fooled, robustAfter: st.robustAfter, seconds: st.seconds })),
+      seconds: r.seconds,
     };
-    writeFileAtomic(values.out, JSON.stringify(record, null, 2));
+  } else {
+    const r = await evaluate(model, data, { indices, attack: attack.steps > 0 ? { ...attack, seed } : null, batchSize, label: 'evaluate' });
+    console.log(formatEvaluation(r));
+    result = { n: r.n, attack: r.attack, clean: r.clean.accuracy, robust: r.robust?.accuracy ?? null, seconds: r.seconds };
+  }
+  if (values.out) {
+    writeFileAtomic(values.out, JSON.stringify({ ...provenance, ...result, date: new Date().toISOString() }, null, 2));
     console.log(`wrote ${values.out}`);
   }
   model.dispose();

@@ -16,7 +16,7 @@ import { pgd } from '../lib/src/attacks/pgd.js';
 import { evaluate } from '../lib/src/method/evaluate.js';
 import { evaluateAutoAttack } from '../lib/src/method/autoattack.js';
 import { repoRoot } from '../lib/src/util/paths.js';
-import { testEngine, randImages, assertNoLeak, tempDir } from './helpers.js';
+import { testEngine, randImages, assertNoLeak, tempDir, assertStateUnchanged, ownLabels } from './helpers.js';
 
 before(testEngine);
 
@@ -25,11 +25,6 @@ const SHIPPED = path.join(repoRoot(), 'data', 'runs', 'cifar10-quick-at', 'best.
 
 function linfAndRange(xa: tf.Tensor, x: tf.Tensor): [number, number, number] {
   return tf.tidy(() => [tf.max(tf.abs(tf.sub(xa, x))), tf.min(xa), tf.max(xa)].map((t) => t.dataSync()[0])) as [number, number, number];
-}
-
-/** Labels the model gives x itself: every example starts correctly classified. */
-function ownLabels(m: Classifier, x: tf.Tensor4D): tf.Tensor1D {
-  return tf.tidy(() => tf.cast(tf.argMax(m.forward(x), 1), 'int32') as tf.Tensor1D);
 }
 
 test('APGD checkpoints for N = 100 are the reference\'s 22, 41, 57, 70, 80, 87, 93, 99; the halving rule', () => {
@@ -102,8 +97,7 @@ test('APGD-CE, APGD-DLR, APGD-T and Square stay in the eps-ball and [0,1], keep 
       }
       tf.dispose([a, b]);
     }
-    for (const [k, t] of snap.tensors) assert.deepEqual(m.read(k), t.dataSync(), k);
-    snap.dispose();
+    assertStateUnchanged(m, snap);
     for (const [name, run] of runs) await assertNoLeak(name, () => tf.dispose(run()));
   } finally {
     tf.dispose([x, y]);

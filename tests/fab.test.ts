@@ -15,7 +15,7 @@ import { createResNet18, type Classifier } from '../lib/src/nn/model.js';
 import { correctMask } from '../lib/src/nn/losses.js';
 import { fabTargeted, projectionLinf, DEFAULT_FAB } from '../lib/src/attacks/fab.js';
 import { mulberry32 } from '../lib/src/util/rng.js';
-import { testEngine, randImages, assertNoLeak, PYTHON, torchSkip, tempDir } from './helpers.js';
+import { testEngine, randImages, assertNoLeak, PYTHON, torchSkip, tempDir, assertStateUnchanged, ownLabels } from './helpers.js';
 
 before(testEngine);
 
@@ -89,8 +89,7 @@ test('FAB-T points lie in the eps-ball and [0,1]; returned adversarial points ar
     const xv = x.dataSync(), av = xa.dataSync(), dim = 32 * 32 * 3;
     for (let i = 0; i < b; i++) if (dist[i] === 0) for (let j = i * dim; j < (i + 1) * dim; j++) assert.equal(av[j], xv[j]);
     xa.dispose();
-    for (const [k, t] of snap.tensors) assert.deepEqual(m.read(k), t.dataSync(), k);
-    snap.dispose();
+    assertStateUnchanged(m, snap);
     await assertNoLeak('fabTargeted', () => tf.dispose(fabTargeted(m, x, y, { eps, steps: 2, targets: 2, restarts: 2 })));
   } finally {
     tf.dispose([x, y]);
@@ -440,7 +439,7 @@ json.dump(out, open('out.json', 'w'))
 test('FAB-T is deterministic; with restarts = 1 it has no random start (the seed is unused, as in the reference); options are validated', () => {
   const m = createResNet18({ width: 0.125 }, 22);
   const x = randImages(3, 22);
-  const y = tf.tidy(() => tf.cast(tf.argMax(m.forward(x, { training: false }), 1), 'int32') as tf.Tensor1D);
+  const y = ownLabels(m, x);
   try {
     tf.tidy(() => {
       const base = { eps: 16 / 255, steps: 4, targets: 2 };

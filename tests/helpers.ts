@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { isDeepStrictEqual } from 'node:util';
 import { initEngine, type BackendName } from '../lib/src/engine/engine.js';
 import { mulberry32 } from '../lib/src/util/rng.js';
 
@@ -16,6 +17,20 @@ export async function testEngine() {
 export function randImages(b: number, seed: number): tf.Tensor4D {
   const r = mulberry32(seed);
   return tf.tensor4d(Float32Array.from({ length: b * 32 * 32 * 3 }, () => r()), [b, 32, 32, 3]);
+}
+
+/** Asserts that every entry of `snap` still equals the model's state (the model was left untouched), then frees the snapshot. */
+export function assertStateUnchanged(m: { read(name: string): unknown }, snap: { tensors: ReadonlyMap<string, tf.Tensor>; dispose(): void }): void {
+  try {
+    for (const [k, t] of snap.tensors) if (!isDeepStrictEqual(m.read(k), t.dataSync())) throw new Error(`model state entry ${k} changed`);
+  } finally {
+    snap.dispose();
+  }
+}
+
+/** Labels a model gives x itself (argmax in inference mode), int32 [b]: every example starts correctly classified. Caller disposes. */
+export function ownLabels(m: { forward(x: tf.Tensor4D, o?: { training?: boolean }): tf.Tensor2D }, x: tf.Tensor4D): tf.Tensor1D {
+  return tf.tidy(() => tf.cast(tf.argMax(m.forward(x, { training: false }), 1), 'int32') as tf.Tensor1D);
 }
 
 /** Asserts that fn leaves the number of live tensors unchanged (fn may be async). */

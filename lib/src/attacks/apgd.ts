@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Classifier } from '../nn/model.js';
-import { correctMask, crossEntropyPerExample } from '../nn/losses.js';
+import { correctMask, crossEntropyPerExample, classRanking } from '../nn/losses.js';
 
 /** The losses APGD maximises: cross-entropy, or the difference of logits ratio (DLR). */
 export type APGDLoss = 'ce' | 'dlr';
@@ -91,7 +91,7 @@ export function dlrLoss(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
   const y = labels.dataSync();
   const pick = { y: new Float32Array(b * k), other: new Float32Array(b * k), p1: new Float32Array(b * k), p3: new Float32Array(b * k) };
   for (let i = 0; i < b; i++) {
-    const order = ranking(z, i, k);
+    const order = classRanking(z, i, k);
     const yi = y[i];
     pick.y[i * k + yi] = 1;
     pick.other[i * k + (order[0] === yi ? order[1] : order[0])] = 1;
@@ -115,7 +115,7 @@ export function dlrLossTargeted(logits: tf.Tensor2D, labels: tf.Tensor1D, target
   const y = labels.dataSync(), t = targets.dataSync();
   const num = new Float32Array(b * k), den = new Float32Array(b * k);
   for (let i = 0; i < b; i++) {
-    const order = ranking(z, i, k);
+    const order = classRanking(z, i, k);
     num[i * k + y[i]] += 1;
     num[i * k + t[i]] -= 1;
     den[i * k + order[0]] += 1;
@@ -128,18 +128,12 @@ export function dlrLossTargeted(logits: tf.Tensor2D, labels: tf.Tensor1D, target
   });
 }
 
-/** Class indices of row i of z [b,k], by decreasing logit (ties: the higher index first, as an ascending sort read from the end). */
-function ranking(z: Float32Array, i: number, k: number): number[] {
-  const idx = Array.from({ length: k }, (_, j) => j);
-  return idx.sort((a, c) => z[i * k + c] - z[i * k + a] || c - a);
-}
-
 /** The i-th most likely class (i = 1: the top one) of each row of the logits, as int32 [b]. */
 function rankedClass(logits: tf.Tensor2D, i: number): tf.Tensor1D {
   const [b, k] = logits.shape;
   const z = logits.dataSync() as Float32Array;
   const out = new Int32Array(b);
-  for (let r = 0; r < b; r++) out[r] = ranking(z, r, k)[i - 1];
+  for (let r = 0; r < b; r++) out[r] = classRanking(z, r, k)[i - 1];
   return tf.tensor1d(out, 'int32');
 }
 
@@ -175,6 +169,19 @@ function selectRows<T extends tf.Tensor>(mask: Uint8Array, a: T, b: T): T {
   return tf.tidy(() => {
     const m = tf.reshape(tf.tensor1d(mask, 'bool'), [mask.length, ...a.shape.slice(1).map(() => 1)]);
     return tf.where(tf.broadcastTo(m, a.shape), a, b) as T;
+  });
+}
+
+/**
+ * A copy of `into` [b,…] in which row idx[j] is row j of `rows` [idx.length,…] wherever
+ * take[idx[j]] = 1 (take is over the b rows of `into`): how an attack run on a subset of a batch
+ * hands its points back. Inputs are untouched; the caller disposes the result.
+ */
+export function replaceRows<T extends tf.Tensor>(into: T, rows: T, idx: readonly number[], take: Uint8Array): T {
+  return tf.tidy(() => {
+    const pos = new Int32Array(into.shape[0]);
+    idx.forEach((i, j) => { pos[i] = j; });
+    return selectRows(take, tf.gather(rows, tf.tensor1d(pos, 'int32')) as T, into);
   });
 }
 
@@ -287,13 +294,7 @@ function onRobust(
       const res = run(xs, ys, r);
       const fooled = new Uint8Array(b);
       idx.forEach((i, j) => { if (!res.robust[j]) { fooled[i] = 1; robust[i] = 0; } });
-      // Scatter the run's points back to their rows: row i of the full batch takes row pos[i] of res.adv.
-      const merged = tf.tidy(() => {
-        const pos = new Int32Array(b);
-        idx.forEach((i, j) => { pos[i] = j; });
-        const full = tf.gather(res.adv, tf.tensor1d(pos, 'int32'));
-        return selectRows(fooled, full, adv);
-      });
+      const merged = replaceRows(adv, res.adv, idx, fooled);
       res.adv.dispose();
       adv = replace(adv, merged);
     } finally {

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Classifier } from '../nn/model.js';
 import { correctMask } from '../nn/losses.js';
-import { apgd, apgdTargeted } from './apgd.js';
+import { apgd, apgdTargeted, replaceRows } from './apgd.js';
 import { fabTargeted } from './fab.js';
 import { square } from './square.js';
 
@@ -145,13 +145,8 @@ export function autoAttackDetailed(model: Classifier, x: tf.Tensor4D, y: tf.Tens
         const advLogits = model.forward(adv, { training: false });
         const still = correctMask(advLogits, ys);
         const fooled = new Uint8Array(b);
-        const pos = new Int32Array(b);
-        idx.forEach((i, j) => { pos[i] = j; if (!still[j]) { fooled[i] = 1; robust[i] = 0; } });
-        const merged = tf.tidy(() => {
-          const full = tf.gather(adv, tf.tensor1d(pos, 'int32'));
-          const m = tf.broadcastTo(tf.reshape(tf.tensor1d(fooled, 'bool'), [b, 1, 1, 1]), x.shape);
-          return tf.where(m, full, xAdv) as tf.Tensor4D;
-        });
+        idx.forEach((i, j) => { if (!still[j]) { fooled[i] = 1; robust[i] = 0; } });
+        const merged = replaceRows(xAdv, adv, idx, fooled);
         tf.dispose([adv, advLogits, xAdv]);
         xAdv = merged;
       } catch (e) {

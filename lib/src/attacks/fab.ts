@@ -25,9 +25,8 @@
  *    torch ops); the same steps, so results agree up to float32 rounding. The iterates are kept
  *    as float32, as in the reference.
  *  - The clean logits (which points are attacked, and the target ranking) are computed once per
- *    call on the whole batch, not once per run on the subset; ranking ties go to the higher
- *    class index (an ascending sort read from the end, as apgd.ts), where torch's unstable sort
- *    leaves them unspecified.
+ *    call on the whole batch, not once per run on the subset; ranking ties follow `classRanking`
+ *    (the higher class index first), where torch's unstable sort leaves them unspecified.
  *  - Random starts (restarts > 1 only): run r of a call (r = target index · restarts + restart)
  *    draws with seed + r, where the reference seeds torch once per call; reproducible for a
  *    seed, not bit-identical to PyTorch.
@@ -36,7 +35,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Classifier } from '../nn/model.js';
-import { correctMask } from '../nn/losses.js';
+import { correctMask, classRanking } from '../nn/losses.js';
 
 /** Options of `fabTargeted`; every field is optional there and defaults to DEFAULT_FAB. */
 export interface FABOptions {
@@ -147,13 +146,6 @@ export function projectionLinf(points: ArrayLike<number>, w: ArrayLike<number>, 
     for (let i = 0; i < dim; i++) d[o + i] *= ws[i] !== 0 ? 1 : 0;
   }
   return d;
-}
-
-/** Class of rank `rank` (1: the largest logit) of row i of z [·,k]; ties: the higher index first. */
-function rankedClass(z: ArrayLike<number>, i: number, k: number, rank: number): number {
-  const idx = Array.from({ length: k }, (_, j) => j);
-  idx.sort((a, c) => z[i * k + c] - z[i * k + a] || c - a);
-  return idx[rank - 1];
 }
 
 /** max_i |a_i − c_i| over row r of two flat [·,dim] arrays. */
@@ -292,7 +284,7 @@ export function fabTargeted(model: Classifier, x: tf.Tensor4D, y: tf.Tensor1D, o
       idx.forEach((i, j) => {
         x0.set(xv.subarray(i * dim, (i + 1) * dim), j * dim);
         yv[j] = yAll[i];
-        target[j] = rankedClass(z, i, k, rank);
+        target[j] = classRanking(z, i, k)[rank - 1];
       });
       const shape: Shape4 = [bs, x.shape[1], x.shape[2], x.shape[3]];
       const labels = tf.tensor1d(yv, 'int32');

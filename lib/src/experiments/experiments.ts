@@ -412,6 +412,13 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
   return r.record;
 }
 
+/** The checkpoint hashes of a comparison's models (part of its cache key), after checking there are some and that every file exists. */
+function modelHashes(runner: string, models: ReadonlyArray<{ name: string; file: string }>): string[] {
+  if (models.length === 0) throw new Error(`${runner}: no models`);
+  for (const m of models) if (!fs.existsSync(m.file)) throw new Error(`${runner}: model file ${m.file} (${m.name}) is missing`);
+  return models.map((m) => checkpointHash(m.file));
+}
+
 /**
  * Worst-of-R PGD against single-run PGD (the RiFT paper reports the worst of 3 restarts, its
  * code runs 1): robust accuracy of each model on the evaluation set (`eval.n`, `eval.attack`
@@ -423,12 +430,10 @@ export async function runBNOutputKDE(inp: ExperimentInputs, options: Partial<KDE
 export async function runRestartsComparison(inp: ExperimentInputs, models: ReadonlyArray<{ name: string; file: string }>, restarts: readonly number[] = [1, 3]): Promise<RestartsRecord> {
   const rs = [...new Set(restarts)].sort((a, b) => a - b);
   if (rs.length < 2 || !rs.every((r) => Number.isInteger(r) && r >= 1)) throw new Error(`runRestartsComparison: restarts must hold at least two different integers ≥ 1, got [${restarts.join(', ')}]`);
-  if (models.length === 0) throw new Error('runRestartsComparison: no models');
-  for (const m of models) if (!fs.existsSync(m.file)) throw new Error(`runRestartsComparison: model file ${m.file} (${m.name}) is missing`);
+  const shas = modelHashes('runRestartsComparison', models);
   const cache = inp.cache ?? new ResultCache();
   const c = inp.config;
   const d = loadEvalInputs(inp);
-  const shas = models.map((m) => checkpointHash(m.file));
   const material = { v: EXPERIMENT_VERSION, kind: 'restarts', dataset: c.dataset, data: d.data, models: models.map((m, i) => ({ name: m.name, sha: shas[i] })), restarts: rs, eval: c.eval };
   const r = await cache.getOrCompute<RestartsRecord>('restarts', material, async (ctx) => {
     const { test, evalIdx: idx, cleanIdx } = d;
@@ -469,13 +474,11 @@ export async function runRestartsComparison(inp: ExperimentInputs, models: Reado
  * the work directory, the current model's suite batch by batch.
  */
 export async function runAutoAttackComparison(inp: ExperimentInputs, models: ReadonlyArray<{ name: string; file: string }>, seed = 0): Promise<AutoAttackRecord> {
-  if (models.length === 0) throw new Error('runAutoAttackComparison: no models');
-  for (const m of models) if (!fs.existsSync(m.file)) throw new Error(`runAutoAttackComparison: model file ${m.file} (${m.name}) is missing`);
+  const shas = modelHashes('runAutoAttackComparison', models);
   const cache = inp.cache ?? new ResultCache();
   const c = inp.config;
   const d = loadEvalInputs(inp);
   const idx = fixedSubset(d.test, c.autoattack.n);
-  const shas = models.map((m) => checkpointHash(m.file));
   const aa = { ...c.autoattack, eps: c.eval.attack.eps, seed };
   const material = { v: EXPERIMENT_VERSION, kind: 'autoattack', dataset: c.dataset, data: d.data, models: models.map((m, i) => ({ name: m.name, sha: shas[i] })), autoattack: aa, eval: c.eval };
   const r = await cache.getOrCompute<AutoAttackRecord>('autoattack', material, async (ctx) => {

@@ -13,11 +13,11 @@ import type { Classifier } from '../nn/model.js';
 import type { CifarData } from '../data/cifar.js';
 import { correctMask } from '../nn/losses.js';
 import { resolveAutoAttack, runSuiteAttack, autoAttackSeed, type AutoAttackOptions, type AutoAttackName } from '../attacks/autoattack.js';
-import { makeBatch, batchIndices } from '../data/batches.js';
+import { makeBatch } from '../data/batches.js';
 import { Progress, type ProgressOptions } from '../util/progress.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { encodeBits, decodeBits } from '../util/format.js';
-import type { AccuracyRecord } from './evaluate.js';
+import { evaluate, accuracyRecord, type AccuracyRecord } from './evaluate.js';
 
 /** Options of `evaluateAutoAttack`; defaults in DEFAULT_AUTOATTACK_EVAL. */
 export interface AutoAttackEvalOptions {
@@ -87,12 +87,6 @@ interface State {
 }
 
 
-function accuracy(mask: Uint8Array): AccuracyRecord {
-  let correct = 0;
-  for (const v of mask) correct += v;
-  return { correct, total: mask.length, accuracy: (100 * correct) / Math.max(mask.length, 1), perExample: mask };
-}
-
 function readState(file: string, key: string, n: number): State | null {
   if (!fs.existsSync(file)) return null;
   let s: State;
@@ -129,17 +123,7 @@ export async function evaluateAutoAttack(
   const save = () => { if (o.statePath && state) writeFileAtomic(o.statePath, JSON.stringify(state)); };
 
   if (!state) {
-    const clean = new Uint8Array(n);
-    const p = say(`${o.label} clean`, n);
-    let done = 0;
-    for (const b of batchIndices(n, { batchSize: o.batchSize })) {
-      const { x, y } = makeBatch(data, Array.from(b, (i) => order[i]));
-      const logits = model.forward(x, { training: false });
-      clean.set(correctMask(logits, y), done);
-      tf.dispose([x, y, logits]);
-      done += b.length;
-      p?.update(done);
-    }
+    const clean = (await evaluate(model, data, { indices: order, attack: null, batchSize: o.batchSize, label: `${o.label} clean`, progress: o.progress })).clean.perExample;
     state = { format: 'rift-bn autoattack state', key, clean: encodeBits(clean), robust: encodeBits(clean), stages: [], current: null };
     save();
   }
@@ -187,11 +171,11 @@ export async function evaluateAutoAttack(
   return {
     n,
     indices: o.indices ? Int32Array.from(o.indices) : null,
-    clean: accuracy(clean),
-    robust: accuracy(Uint8Array.from(robust)),
+    clean: accuracyRecord(clean),
+    robust: accuracyRecord(Uint8Array.from(robust)),
     stages: state.stages.map((s) => {
       const m = decodeBits(s.robust);
-      return { attack: s.attack, attacked: s.attacked, fooled: s.fooled, robustAfter: accuracy(m).accuracy, perExample: m, seconds: s.seconds };
+      return { attack: s.attack, attacked: s.attacked, fooled: s.fooled, robustAfter: accuracyRecord(m).accuracy, perExample: m, seconds: s.seconds };
     }),
     attack,
     seconds: (Date.now() - t0) / 1000,

@@ -65,7 +65,8 @@ export interface EvaluationResult {
   imagesPerSecond: number;
 }
 
-function record(mask: Uint8Array): AccuracyRecord {
+/** The accuracy record of per-example 0/1 correctness (percent over mask.length; keeps the mask). */
+export function accuracyRecord(mask: Uint8Array): AccuracyRecord {
   let correct = 0;
   for (const v of mask) correct += v;
   return { correct, total: mask.length, accuracy: (100 * correct) / Math.max(mask.length, 1), perExample: mask };
@@ -115,14 +116,14 @@ export async function evaluate(
     await new Promise((r) => setImmediate(r));
   }
   const cleanRecord = cleanHere
-    ? record(clean)
+    ? accuracyRecord(clean)
     : (await evaluate(model, data, { ...o, indices: o.cleanIndices, cleanIndices: undefined, attack: null, label: `${o.label} (clean)` })).clean;
   const seconds = (Date.now() - t0) / 1000;
   return {
     n,
     indices: o.indices ? Int32Array.from(o.indices) : null,
     clean: cleanRecord,
-    robust: robust ? record(robust) : undefined,
+    robust: robust ? accuracyRecord(robust) : undefined,
     attack,
     seconds,
     imagesPerSecond: n / Math.max(seconds, 1e-9),

@@ -18,6 +18,16 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
   return tf.tidy(() => tf.mean(crossEntropyPerExample(logits, labels)) as tf.Scalar);
 }
 
+/**
+ * Class indices of row `row` of flat logits z [·,k], by decreasing logit; ties go to the higher
+ * index first (an ascending sort read from the end, where torch's unstable sort leaves ties
+ * unspecified). The one ranking rule of the attacks' targets and DLR losses.
+ */
+export function classRanking(z: ArrayLike<number>, row: number, k: number): number[] {
+  const idx = Array.from({ length: k }, (_, j) => j);
+  return idx.sort((a, c) => z[row * k + c] - z[row * k + a] || c - a);
+}
+
 /** 1 where argmax(logits) == label, else 0: [b] uint8 on the JS side (no tensor survives). */
 export function correctMask(logits: tf.Tensor2D, labels: tf.Tensor1D): Uint8Array {
   const eq = tf.tidy(() => tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(labels, 'int32')), 'int32'));
