@@ -25,7 +25,7 @@ import { combineNotebooks, formatFailures, notebookFailures, stripExternalScript
 import { runMain, parseCli, choiceArg, numberArg, IMPORT_OPTIONS, importBasesFromArgs, type CliSpec, type CliOption } from './cli.js';
 import { ensureKernel, jupyterEnv, jupyterMissing } from './jupyter.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
-import { repoRoot } from '../lib/src/util/paths.js';
+import { repoRoot, defaultCacheDir } from '../lib/src/util/paths.js';
 import { formatSeconds } from '../lib/src/util/format.js';
 
 const ROOT = repoRoot();
@@ -133,6 +133,8 @@ const CLI = {
     report: { type: 'string', default: path.join(ROOT, 'report'), arg: '<dir>', help: 'output folder' },
     'no-pdf': { type: 'boolean', default: false, help: 'skip the PDF (Chromium)' },
     'cell-timeout': { type: 'string', arg: '<s>', help: 'fail a cell that runs longer than this many seconds (default: no limit)' },
+    cache: { type: 'string', arg: '<dir>', help: 'experiment cache the notebooks read and fill (env RIFT_CACHE_DIR; default data/cache/experiments)' },
+    'render-only': { type: 'boolean', default: false, help: 'compute nothing: a record missing from the cache fails its cell (after npm run sweep)' },
     ...IMPORT_OPTIONS,
   },
 } as const satisfies CliSpec<Record<string, CliOption>>;
@@ -144,6 +146,9 @@ runMain(async () => {
   if (!fs.statSync(nbDir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--notebooks ${nbDir}: no such folder`);
   const reportDir = path.resolve(values.report);
   const cellTimeout = values['cell-timeout'] === undefined ? undefined : numberArg('cell-timeout', values['cell-timeout'], 1);
+  // The notebooks' kernels inherit both from this process's environment.
+  if (values.cache) process.env.RIFT_CACHE_DIR = path.resolve(values.cache);
+  if (values['render-only']) process.env.RIFT_CACHE_READONLY = '1';
 
   const all = fs.readdirSync(nbDir).filter((f) => f.endsWith('.ipynb')).sort();
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -190,7 +195,8 @@ runMain(async () => {
     writeFileAtomic(path.join(reportDir, 'run.json'), JSON.stringify(run, null, 2) + '\n');
   };
 
-  say(`notebooks: ${selected.length} to run with profile '${profile}' → ${path.relative(process.cwd(), reportDir) || '.'}/ (run ${run.runId}, commit ${commit.slice(0, 10)}${dirty ? '+changes' : ''})`);
+  say(`notebooks: ${selected.length} to run with profile '${profile}' → ${path.relative(process.cwd(), reportDir) || '.'}/ (run ${run.runId}, commit ${commit.slice(0, 10)}${dirty ? '+changes' : ''})` +
+    `${values['render-only'] ? `; render only: records from ${defaultCacheDir()}, nothing computed` : ''}`);
   const t0 = Date.now();
   const tty = process.stdout.isTTY === true;
   const tmpOut = fs.mkdtempSync(path.join(os.tmpdir(), 'rift-nb-'));

@@ -11,6 +11,7 @@ export * from './util/runtime.js';
 export * from './util/format.js';
 export * from './util/rng.js';
 export * from './util/progress.js';
+export * from './util/lock.js';
 export * from './util/stats.js';
 export * from './util/kde.js';
 // engine: backend selection (tfjs-node-gpu, tfjs-node, native oneDNN, wasm, cpu)
@@ -40,13 +41,15 @@ export * from './method/autoattack.js';
 export * from './method/mrc.js';
 export * from './method/finetune.js';
 export * from './method/interpolate.js';
-// experiments: profiles, cached records, PGD-AT runs, benchmarks
+// experiments: profiles, cached records (shared by many workers), PGD-AT runs, the grid and its sweeps, benchmarks
 export * from './experiments/config.js';
 export * from './experiments/cache.js';
 export * from './experiments/adversarial-training.js';
 export * from './experiments/imported.js';
 export * from './experiments/records.js';
 export * from './experiments/experiments.js';
+export * from './experiments/grid.js';
+export * from './experiments/sweep.js';
 export * from './experiments/bench.js';
 export * from './experiments/stage-bench.js';
 // analysis: the paper's numbers, table rows, computed readings

@@ -27,6 +27,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { formatDuration } from '../util/format.js';
 import { fixedSubset } from '../data/subsets.js';
 import { importedBaseFromEnv, importedBaseEnvName } from './imported.js';
+import { readOnlyFromEnv } from './cache.js';
 
 /**
  * One completed PGD-AT epoch (a metrics.jsonl line): lr, mean step loss on adversarial batches, clean and robust (evalAttack)
@@ -236,7 +237,7 @@ export function baseCheckpointPath(config: Pick<ExperimentConfig, 'dataset' | 'p
 /**
  * The base checkpoint of `config` (`baseCheckpointPath`). An imported base is returned as is.
  * Otherwise the profile's run must be finished; a missing or unfinished run is trained (or
- * resumed) when `train` is true (default: only for the smoke profile), else an error names the
+ * resumed) when `train` is true (default: only for the smoke profile, and not when `readOnlyFromEnv()`), else an error names the
  * command that trains it.
  */
 export async function ensureBaseCheckpoint(config: ExperimentConfig, options: { train?: boolean; log?: (l: string) => void; progress?: boolean } = {}): Promise<string> {
@@ -246,7 +247,8 @@ export async function ensureBaseCheckpoint(config: ExperimentConfig, options: { 
   const lastFile = runCheckpointPath(dir, 'last');
   const done = fs.existsSync(lastFile) && (readCheckpoint(lastFile).header.extra.epochsDone as number) >= config.advTrain.epochs;
   if (done && fs.existsSync(file)) return file;
-  if (!(options.train ?? config.profile === 'smoke')) {
+  // A read-only cache (render-only notebooks after a sweep) computes nothing, a base model included.
+  if (!(options.train ?? (config.profile === 'smoke' && !readOnlyFromEnv()))) {
     if (config.profile === 'imported') {
       throw new Error(`profile imported runs on a model you bring: npm start -- --profile imported --base <model.pt> --normalization <cifar10|none|…> (no ${importedBaseEnvName(config.dataset)} is set)`);
     }

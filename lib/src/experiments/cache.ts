@@ -10,15 +10,22 @@
  *     <kind>/<key>.work/    partial state of an unfinished computation (progress.json and
  *                           whatever the computation keeps there, e.g. per-epoch checkpoints)
  *
+ *     <kind>/<key>.lock     the worker computing it (util/lock.ts: host, pid, heartbeat)
+ *     journal.jsonl         one line per record computed and stored (kind, key, host, pid, seconds)
+ *
  * Writes are atomic (temp file + rename), so a crash never leaves a half-written record that
- * looks finished. There is no lock: two processes computing the same key both compute, and
- * the last one to finish wins (records of the same key are meant to be equivalent).
+ * looks finished. Many workers can share one cache folder (a sweep on a cluster): a
+ * computation holds the record's lock, a second worker on the same record waits for it (or,
+ * with `lock: 'skip'`, is told at once) and then reads the finished record, and a dead
+ * worker's lock is taken over, its work directory resumed.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as os from 'node:os';
 import { writeFileAtomic } from '../util/fs.js';
 import { defaultCacheDir } from '../util/paths.js';
+import { acquireLock, tryAcquireLock, readLock, DEFAULT_LOCK, type Lock, type LockState } from '../util/lock.js';
 
 /**
  * Canonical JSON of a value, for hashing: object keys sorted (recursively, by UTF-16 code
@@ -127,10 +134,59 @@ export interface CacheResult<T> {
   key: string;
 }
 
+/** Whether this process renders only (env RIFT_CACHE_READONLY=1, as `npm start -- --render-only` sets it): caches are read-only and no base model is trained. */
+export function readOnlyFromEnv(): boolean {
+  return process.env.RIFT_CACHE_READONLY === '1';
+}
+
+/** Thrown by `getOrCompute` of a read-only cache when the record is not there. */
+export class MissingRecordError extends Error {
+  constructor(readonly kind: string, readonly key: string, cacheDir: string) {
+    super(`result cache: record ${kind}/${key} is not in ${cacheDir} and the cache is read-only ` +
+      `(RIFT_CACHE_READONLY=1, e.g. npm start -- --render-only): compute it first, e.g. npm run sweep -- --local`);
+    this.name = 'MissingRecordError';
+  }
+}
+
+/** Thrown by `getOrCompute` with `lock: 'skip'` when another live worker is computing the record. */
+export class RecordLockedError extends Error {
+  constructor(readonly kind: string, readonly key: string, readonly owner: LockState) {
+    super(`result cache: ${kind}/${key} is being computed by ${owner.host} pid ${owner.pid}${owner.slurmJob ? ` (Slurm job ${owner.slurmJob})` : ''} since ${owner.startedAt}`);
+    this.name = 'RecordLockedError';
+  }
+}
+
+/** One line of <dir>/journal.jsonl: a record computed and stored. */
+export interface JournalEntry {
+  kind: string;
+  key: string;
+  host: string;
+  pid: number;
+  slurmJob?: string;
+  savedAt: string;
+  /** Wall seconds of the computation (this attempt; a resumed one counts from its restart). */
+  seconds: number;
+  /** True when it resumed an earlier attempt's work directory. */
+  resumed: boolean;
+}
+
 /** Options of `ResultCache`. */
 export interface ResultCacheOptions {
   /** Receives one line per problem worth knowing (e.g. an unreadable record). Default: console.warn (stderr). */
   warn: (message: string) => void;
+  /**
+   * Never compute: a missing record throws `MissingRecordError` (the notebooks rendering what a
+   * sweep made; the sweep's planner finding what is done). Default: `readOnlyFromEnv()`.
+   */
+  readOnly: boolean;
+  /**
+   * While another live worker holds a record's lock: 'wait' for it and then read its record
+   * (default), or 'skip' (throw `RecordLockedError` at once, so a scheduler can move on).
+   */
+  lock: 'wait' | 'skip';
+  /** Lock heartbeat and staleness (util/lock.ts DEFAULT_LOCK). */
+  staleMs: number;
+  heartbeatMs: number;
 }
 
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
@@ -154,15 +210,54 @@ function recordJson(value: unknown): string {
 export class ResultCache {
   /** Absolute cache directory. */
   readonly dir: string;
+  readonly readOnly: boolean;
   private readonly warn: (message: string) => void;
+  private readonly o: Pick<ResultCacheOptions, 'lock' | 'staleMs' | 'heartbeatMs'>;
 
   /**
-   * @param dir cache directory, default <repo>/data/cache/experiments (created on first write)
+   * @param dir cache directory, default `defaultCacheDir()` (env RIFT_CACHE_DIR, else <repo>/data/cache/experiments; created on first write)
    * @param options e.g. `{ warn }` to collect warnings instead of printing them
    */
   constructor(dir: string = defaultCacheDir(), options: Partial<ResultCacheOptions> = {}) {
     this.dir = path.resolve(dir);
     this.warn = options.warn ?? ((m) => console.warn(m));
+    this.readOnly = options.readOnly ?? readOnlyFromEnv();
+    this.o = { lock: options.lock ?? 'wait', staleMs: options.staleMs ?? DEFAULT_LOCK.staleMs, heartbeatMs: options.heartbeatMs ?? DEFAULT_LOCK.heartbeatMs };
+  }
+
+  /** Lock file of a record's computation: <dir>/<kind>/<key>.lock. */
+  lockPath(kind: string, key: string): string {
+    return this.path(kind, key).replace(/\.json$/, '.lock');
+  }
+
+  /** Who is computing kind/key (and whether that worker looks dead), or undefined when nobody is. */
+  lockState(kind: string, key: string): LockState | undefined {
+    return readLock(this.lockPath(kind, key), this.o.staleMs);
+  }
+
+  /** <dir>/journal.jsonl: every record this cache stored through `getOrCompute`, in order. */
+  journalPath(): string {
+    return path.join(this.dir, 'journal.jsonl');
+  }
+
+  /** The journal's entries (empty when none; unreadable lines are skipped with a warning). */
+  journal(): JournalEntry[] {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.journalPath(), 'utf8');
+    } catch {
+      return [];
+    }
+    const out: JournalEntry[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        out.push(JSON.parse(line) as JournalEntry);
+      } catch {
+        this.warn(`result cache: skipping an unreadable line of ${this.journalPath()}`);
+      }
+    }
+    return out;
   }
 
   /** File of a finished record: <dir>/<kind>/<key>.json. kind and key must be single path segments. */
@@ -245,14 +340,46 @@ export class ResultCache {
    * with a `ComputeContext` (work directory, saveProgress/loadProgress for resuming), stores
    * what it returns, deletes the work directory and returns the stored record. If `compute`
    * throws, nothing is stored, the work directory is kept for the next attempt, and the
-   * error propagates.
+   * error propagates. The computation holds the record's lock (`lockPath`); while another
+   * live worker holds it, this call waits and returns that worker's record (`lock: 'wait'`)
+   * or throws `RecordLockedError` (`lock: 'skip'`). A read-only cache throws
+   * `MissingRecordError` instead of computing. Each stored record adds a journal line.
    * @param keyMaterial everything that determines the result: config, input hashes, seed…
    */
   async getOrCompute<T>(kind: string, keyMaterial: unknown, compute: (ctx: ComputeContext) => Promise<T>): Promise<CacheResult<T>> {
     const key = hashKey(keyMaterial);
     const found = this.getEnvelope<T>(kind, key);
     if (found) return { record: found.record, cached: true, key };
+    if (this.readOnly) throw new MissingRecordError(kind, key, this.dir);
 
+    const lockFile = this.lockPath(kind, key);
+    const lockOpts = { staleMs: this.o.staleMs, heartbeatMs: this.o.heartbeatMs, label: `${kind}/${key}` };
+    let lock: Lock | undefined;
+    if (this.o.lock === 'skip') {
+      lock = tryAcquireLock(lockFile, lockOpts);
+      if (!lock) {
+        const owner = readLock(lockFile, this.o.staleMs);
+        if (owner) throw new RecordLockedError(kind, key, owner);
+        lock = await acquireLock(lockFile, lockOpts);
+      }
+    } else {
+      lock = await acquireLock(lockFile, {
+        ...lockOpts, done: () => fs.existsSync(this.path(kind, key)),
+        onWait: (w) => this.warn(`result cache: ${kind}/${key} is being computed by ${w.host} pid ${w.pid}${w.slurmJob ? ` (Slurm job ${w.slurmJob})` : ''}; waiting for it`),
+      });
+    }
+    try {
+      // Finished by another worker while we waited (or between our first look and the lock).
+      const now = this.getEnvelope<T>(kind, key);
+      if (now) return { record: now.record, cached: true, key };
+      return await this.computeLocked(kind, key, keyMaterial, compute, lock!);
+    } finally {
+      lock?.release();
+    }
+  }
+
+  private async computeLocked<T>(kind: string, key: string, keyMaterial: unknown, compute: (ctx: ComputeContext) => Promise<T>, lock: Lock): Promise<CacheResult<T>> {
+    const t0 = Date.now();
     const dir = this.workDir(kind, key);
     fs.mkdirSync(dir, { recursive: true });
     const progressFile = path.join(dir, 'progress.json');
@@ -279,7 +406,13 @@ export class ResultCache {
     };
     const record = await compute(ctx);
     if (record === undefined) throw new Error(`result cache: the computation of ${kind}/${key} returned undefined; a record must be a JSON value`);
+    if (!lock.held()) this.warn(`result cache: the lock of ${kind}/${key} was taken over while this worker computed (it looked dead); storing the record anyway (same key, equivalent record)`);
     this.put(kind, key, record, keyMaterial);
+    const entry: JournalEntry = {
+      kind, key, host: os.hostname(), pid: process.pid, ...(lock.info.slurmJob ? { slurmJob: lock.info.slurmJob } : {}),
+      savedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000, resumed: ctx.resumed,
+    };
+    fs.appendFileSync(this.journalPath(), `${JSON.stringify(entry)}\n`);
     fs.rmSync(dir, { recursive: true, force: true });
     // Return what a later cached call will return (typed arrays → arrays, NaN → null, …).
     return { record: JSON.parse(recordJson(record)) as T, cached: false, key };

@@ -30,9 +30,18 @@ export function baseRunDir(config: { dataset: string; profile: string }): string
   return path.join(dataDir(), 'runs', `${config.dataset}-${config.profile}-at`);
 }
 
-/** Default experiment cache: `<repo>/data/cache/experiments`. */
+/**
+ * Default experiment cache: env RIFT_CACHE_DIR (a sweep's workers and the notebooks that read
+ * their records name one folder, e.g. on a cluster's shared filesystem), else
+ * `<repo>/data/cache/experiments`.
+ */
 export function defaultCacheDir(): string {
-  return path.join(dataDir(), 'cache', 'experiments');
+  return path.resolve(process.env.RIFT_CACHE_DIR || path.join(dataDir(), 'cache', 'experiments'));
+}
+
+/** Folder of sweep plans, job scripts, task states and logs: `<cache dir>/../sweeps` (beside the records it fills). */
+export function sweepsDir(cacheDir: string = defaultCacheDir()): string {
+  return path.join(path.dirname(path.resolve(cacheDir)), 'sweeps');
 }
 
 /** The report folder: `root`, else env RIFT_REPORT_DIR, else `<repo>/report`. */
