@@ -1,39 +1,19 @@
 /** `npm run bench:stages -- [options]`: per-stage timing projected to a profile (`--help` lists the options). */
 import { initEngine, BACKEND_ORDER, type EngineInfo } from '../lib/src/engine/engine.js';
-import { resolveConfig, parseOverrides, type ExperimentConfig } from '../lib/src/experiments/config.js';
+import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js';
 import { benchStages, STAGE_NAMES, type StageTiming, type StageName } from '../lib/src/experiments/stage-bench.js';
 import { runMain, parseCli, choiceListArg, COMMON_OPTIONS, type CliSpec, type CliOption } from './cli.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
+import { experimentGrid, projectGrid, type NotebookProjection } from '../lib/src/experiments/grid.js';
 
-/**
- * Compute of the notebooks from stage times (seconds), following what each one runs:
- * 02 base evaluation; 03 the fixed adversarial set + MRC of every module; 04 three layer-type
- * curves (clean + PGD every epoch, epoch 0 included); 06 + 08(a) 2·|topK| + 2 top-k runs (per
- * epoch a single-BN-module epoch and a clean evaluation, PGD for the kept epoch, clean + PGD at
- * each interior α); 08(c) PGD with 1 and 3 restarts for three models. Not counted: 07's KDE
- * and process start-up (seconds each).
- */
-function projectNotebooks(c: ExperimentConfig, s: Record<StageName, number>): Array<{ part: string; seconds: number }> {
-  const E = c.finetune.epochs;
-  const interior = c.interpolation.enabled ? c.interpolation.alphas.filter((a) => a > 0 && a < 1).length : 0;
-  const evalBoth = s['eval-pgd'] + s['eval-clean'];
-  const topkRun = E * (s['finetune-epoch-bn'] + s['eval-clean']) + s['eval-pgd'] + interior * evalBoth;
-  return [
-    { part: '02 base evaluation', seconds: evalBoth },
-    { part: '03 MRC (adversarial set + every module)', seconds: s['eval-pgd'] * ((c.mrc.advN ?? 10_000) / (c.eval.n ?? 10_000)) + s['mrc-module'] },
-    { part: '04 Figure 1 (3 layer-type curves)', seconds: 3 * ((E + 1) * evalBoth + E * s['finetune-epoch-full']) },
-    { part: `06 Table 1 + 08 BN policy (${2 * c.topK.length + 2} top-k runs)`, seconds: (2 * c.topK.length + 2) * topkRun },
-    { part: '08 worst-of-3 vs single PGD (3 models)', seconds: 3 * 4 * s['eval-pgd'] },
-  ];
-}
-
+const unestimated = (n: NotebookProjection[]) => { const u = n.reduce((a, p) => a + p.unestimated, 0); return u ? ` + ${u} record(s) the stages do not estimate (AutoAttack)` : ''; };
 const fmt = (s: number) => (s < 120 ? `${s.toFixed(1)} s` : s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
 
 const CLI = {
   command: 'npm run bench:stages --',
   summary: 'Per-stage timing of a reproduction on each backend (lib/src/experiments/stage-bench.ts): PGD-AT epoch, PGD-10 and\n' +
     'clean evaluation, MRC, fine-tuning epoch, timed on a sample with the library\'s own functions and\n' +
-    'projected to the profile\'s sizes, plus the projected compute of notebooks 02–08 from those stages.',
+    'projected to the profile\'s sizes, plus the projected compute of every record the notebooks read (the grid).',
   options: {
     profile: COMMON_OPTIONS.profile,
     dataset: COMMON_OPTIONS.dataset,
@@ -59,7 +39,9 @@ runMain(async () => {
   const stages = values.stages ? choiceListArg('stages', values.stages, STAGE_NAMES) : [...STAGE_NAMES];
   for (const b of requested ?? BACKEND_ORDER) imagesFor(b); // a bad --images fails before any timing
 
-  const results: Array<{ engine: EngineInfo; images: number; stages: StageTiming[]; notebooks: Array<{ part: string; seconds: number }> | null }> = [];
+  // The records the notebooks read on this dataset (experiments/grid.ts), each projected from the stage times.
+  const grid = experimentGrid(values.profile, { datasets: [config.dataset], overrides: parseOverrides(values.set) });
+  const results: Array<{ engine: EngineInfo; images: number; stages: StageTiming[]; notebooks: NotebookProjection[] | null }> = [];
   for (const backend of requested ?? BACKEND_ORDER.filter((b) => b !== 'cpu')) {
     let engine: EngineInfo;
     try {
@@ -73,8 +55,8 @@ runMain(async () => {
     const t = await benchStages(config, { images, stages });
     for (const r of t) console.log(`  ${r.stage.padEnd(20)} ${r.imagesPerSecond.toFixed(1).padStart(8)} img/s  → ${fmt(r.projectedSeconds)} for ${r.unit}`);
     const by = Object.fromEntries(t.map((r) => [r.stage, r.projectedSeconds])) as Record<StageName, number>;
-    const notebooks = stages.length === STAGE_NAMES.length ? projectNotebooks(config, by) : null;
-    if (notebooks) console.log(`  notebooks 02–08 compute ≈ ${fmt(notebooks.reduce((a, p) => a + p.seconds, 0))}`);
+    const notebooks = stages.length === STAGE_NAMES.length ? projectGrid(grid, by) : null;
+    if (notebooks) console.log(`  the notebooks' records on ${config.dataset} ≈ ${fmt(notebooks.reduce((a, p) => a + p.seconds, 0))}${unestimated(notebooks)}`);
     results.push({ engine, images, stages: t, notebooks });
   }
 
@@ -88,9 +70,10 @@ runMain(async () => {
   ];
   const withNb = results.filter((r) => r.notebooks);
   if (withNb.length) {
-    md.push('', `Projected notebook compute (see projectNotebooks in scripts/bench-stages.ts):`, '', `| part | ${withNb.map((r) => r.engine.backend).join(' | ')} |`, `|---|${withNb.map(() => '---').join('|')}|`);
-    for (const [i, p] of withNb[0].notebooks!.entries()) md.push(`| ${p.part} | ${withNb.map((r) => fmt(r.notebooks![i].seconds)).join(' | ')} |`);
-    md.push(`| **total** | ${withNb.map((r) => `**${fmt(r.notebooks!.reduce((a, p) => a + p.seconds, 0))}**`).join(' | ')} |`);
+    md.push('', `Projected compute of the notebooks' records on ${config.dataset} (the grid's tasks, lib/src/experiments/grid.ts, each under the first notebook that reads it):`, '',
+      `| notebook | records | ${withNb.map((r) => r.engine.backend).join(' | ')} |`, `|---|---|${withNb.map(() => '---').join('|')}|`);
+    for (const [i, p] of withNb[0].notebooks!.entries()) md.push(`| ${p.part} | ${p.tasks}${p.unestimated ? ` (${p.unestimated} not estimated)` : ''} | ${withNb.map((r) => fmt(r.notebooks![i].seconds)).join(' | ')} |`);
+    md.push(`| **total** | ${grid.length} | ${withNb.map((r) => `**${fmt(r.notebooks!.reduce((a, p) => a + p.seconds, 0))}**`).join(' | ')} |`);
   }
   console.log('\n' + md.join('\n'));
   if (values.out) {

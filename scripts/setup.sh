@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 # jupyter-*, python3-nbclient, python3-ipykernel: Jupyter Notebook 6.4 + nbconvert 6.5, which run the
 # tslab notebooks (npm start, npm run jupyter). chromium: prints the HTML report to PDF.
 # fonts-dejavu-core: the font of the charts (SVG and PNG). poppler-utils: pdftoppm, with which the
-# tests render the report PDF's pages to check that they show the charts.
+# tests render the report PDF's pages to check that they show the charts. slurmctld, slurmd,
+# slurm-client, munge: a single-node Slurm cluster (scripts/slurm-local.sh) on which the tests run a
+# sweep (npm run sweep -- --slurm); the library only calls sbatch/squeue when asked to.
 APT_PACKAGES=(libdnnl-dev python3-torch
   jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel jupyter-client
-  chromium fonts-dejavu-core poppler-utils)
+  chromium fonts-dejavu-core poppler-utils
+  slurmctld slurmd slurm-client munge)
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

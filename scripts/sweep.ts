@@ -6,7 +6,7 @@ import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js'
 import { benchStages } from '../lib/src/experiments/stage-bench.js';
 import {
   planSweep, writePlan, readPlan, sweepDir, sweepSpec, defaultSweepName, formatPlan, runSweepLocal, runSweepTask, submitSlurm, sweepStatus,
-  waveTask, stageTimesPath, DEFAULT_SLURM,
+  waveTask, stageTimesPath, activeJobs, DEFAULT_SLURM,
 } from '../lib/src/experiments/sweep.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
 import { formatSeconds } from '../lib/src/util/format.js';
@@ -113,6 +113,11 @@ runMain(async () => {
     if (!plan.tasks.some((t) => t.state !== 'done')) {
       console.log('nothing to submit: every record is in the cache');
       return;
+    }
+    const active = values['dry-run'] ? [] : activeJobs(dir);
+    if (active.length) {
+      throw new Error(`sweep ${name} still has ${active.length} array task(s) in the Slurm queue (${active.slice(0, 5).join(', ')}${active.length > 5 ? ', …' : ''}): ` +
+        'wait for them (npm run sweep -- --status) or scancel them before submitting again');
     }
     submitSlurm(plan, dir, { ...slurm, submit: !values['dry-run'], log: (l) => console.log(l) });
     console.log(values['dry-run'] ? `scripts in ${path.join(dir, 'slurm')}` : `follow it with: npm run sweep -- --status --profile ${plan.profile} --dataset ${datasets.join(',')}${values.name ? ` --name ${name}` : ''}${values.only.map((o) => ` --only ${o}`).join('')}`);

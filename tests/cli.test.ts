@@ -64,7 +64,7 @@ function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.en
   });
 }
 
-const SCRIPTS = ['train.ts', 'evaluate.ts', 'experiment.ts', 'data.ts', 'bench.ts', 'bench-stages.ts', 'main.ts', 'run-notebooks.ts'];
+const SCRIPTS = ['train.ts', 'evaluate.ts', 'experiment.ts', 'sweep.ts', 'data.ts', 'bench.ts', 'bench-stages.ts', 'main.ts', 'run-notebooks.ts'];
 
 test('every CLI answers --help (exit 0, usage and options) and rejects an unknown option with its list', async () => {
   for (const s of SCRIPTS) {

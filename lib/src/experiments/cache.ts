@@ -363,10 +363,14 @@ export class ResultCache {
         lock = await acquireLock(lockFile, lockOpts);
       }
     } else {
-      lock = await acquireLock(lockFile, {
-        ...lockOpts, done: () => fs.existsSync(this.path(kind, key)),
-        onWait: (w) => this.warn(`result cache: ${kind}/${key} is being computed by ${w.host} pid ${w.pid}${w.slurmJob ? ` (Slurm job ${w.slurmJob})` : ''}; waiting for it`),
-      });
+      const onWait = (w: LockState) => this.warn(`result cache: ${kind}/${key} is being computed by ${w.host} pid ${w.pid}${w.slurmJob ? ` (Slurm job ${w.slurmJob})` : ''}; waiting for it`);
+      lock = await acquireLock(lockFile, { ...lockOpts, onWait, done: () => fs.existsSync(this.path(kind, key)) });
+      if (!lock) {
+        const theirs = this.getEnvelope<T>(kind, key);
+        if (theirs) return { record: theirs.record, cached: true, key };
+        // The file there is not a readable record (getEnvelope warned): compute over it.
+        lock = await acquireLock(lockFile, { ...lockOpts, onWait });
+      }
     }
     try {
       // Finished by another worker while we waited (or between our first look and the lock).

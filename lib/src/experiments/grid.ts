@@ -275,3 +275,27 @@ export function taskWaves(tasks: readonly GridTask[]): Map<string, number> {
   tasks.forEach(of);
   return wave;
 }
+
+/** Projected compute of the grid's tasks per notebook (each task counted once, under the first notebook that reads it). */
+export interface NotebookProjection {
+  part: string;
+  tasks: number;
+  seconds: number;
+  /** Tasks the stage times cannot estimate (e.g. AutoAttack), left out of `seconds`. */
+  unestimated: number;
+}
+
+/** Projects `tasks` from per-stage seconds (`benchStages` projected to the profile), per notebook in grid order. */
+export function projectGrid(tasks: readonly GridTask[], stages: Partial<Record<StageName, number>>): NotebookProjection[] {
+  const out = new Map<string, NotebookProjection>();
+  for (const t of tasks) {
+    const part = t.notebooks[0];
+    const p = out.get(part) ?? { part, tasks: 0, seconds: 0, unestimated: 0 };
+    const e = t.estimate(stages);
+    p.tasks++;
+    if (e === null) p.unestimated++;
+    else p.seconds += e;
+    out.set(part, p);
+  }
+  return [...out.values()];
+}

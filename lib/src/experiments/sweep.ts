@@ -372,6 +372,18 @@ function squeueStates(jobIds: string[]): Map<string, { state: string; reason: st
   return out;
 }
 
+/** The sweep's submitted array tasks that Slurm still has queued or running ('<job>_<index>'), from slurm/submitted.json and squeue. */
+export function activeJobs(dir: string): string[] {
+  let submitted: { waves: Array<{ jobId?: string }> };
+  try {
+    submitted = JSON.parse(fs.readFileSync(path.join(dir, 'slurm', 'submitted.json'), 'utf8'));
+  } catch {
+    return [];
+  }
+  const q = squeueStates(submitted.waves.map((w) => w.jobId).filter((x): x is string => !!x));
+  return [...q].filter(([, v]) => !/^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL|PREEMPTED|BOOT_FAIL|DEADLINE)$/.test(v.state)).map(([k]) => k);
+}
+
 /**
  * Where every task of the sweep in `dir` stands: the cache (done / not), the task's last
  * attempt (running, failed with its error, or killed: its process is gone), and Slurm's queue
