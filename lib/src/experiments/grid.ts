@@ -238,7 +238,7 @@ export async function probeTask(task: GridTask, cacheDir: string): Promise<TaskP
     const r = await task.run({ cache, progress: false, log: () => {} });
     return { state: 'done', key: r.key };
   } catch (e) {
-    if (!(e instanceof MissingRecordError)) throw e;
+    if (!(e instanceof MissingRecordError)) throw new Error(`cannot plan ${task.id}: ${(e as Error).message}`);
     return e.kind === task.kind ? { state: 'ready', key: e.key } : { state: 'waiting', missing: `${e.kind}/${e.key}` };
   }
 }

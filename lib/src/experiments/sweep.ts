@@ -429,7 +429,8 @@ export function formatPlan(plan: SweepPlan): string[] {
   return [
     `sweep ${plan.name}: profile ${plan.profile}, ${plan.datasets.join(', ')}; cache ${plan.cacheDir}`,
     `${'wave'.padEnd(5)}${'state'.padEnd(9)}${'est.'.padStart(10)}  ${'task'.padEnd(width)}  notebooks`,
-    ...plan.tasks.map((t) => `${String(t.wave).padEnd(5)}${t.state.padEnd(9)}${(t.estimate === null ? '?' : formatSeconds(t.estimate)).padStart(10)}  ${t.id.padEnd(width)}  ${t.notebooks.join(', ')}${t.state === 'waiting' && t.missing ? `  (needs ${t.missing})` : ''}`),
+    ...plan.tasks.map((t) => `${String(t.wave).padEnd(5)}${t.state.padEnd(9)}${(t.estimate === null ? '?' : formatSeconds(t.estimate)).padStart(10)}  ${t.id.padEnd(width)}  ${t.notebooks.join(', ')}` +
+      `${t.deps.length ? `; reads ${t.deps.map((d) => d.slice(d.indexOf('/') + 1)).join(', ')}` : ''}${t.state === 'waiting' && t.missing ? ` (missing: ${t.missing})` : ''}`),
     `${plan.tasks.length - left.length} of ${plan.tasks.length} done; left: ${left.length} task(s)` +
       (left.length === unknown ? (unknown ? ', no estimate yet (npm run sweep -- --measure times the stages here)' : '')
         : `, about ${formatSeconds(est)} of compute from this machine's measurements${unknown ? ` + ${unknown} without an estimate (npm run sweep -- --measure)` : ''}`),
