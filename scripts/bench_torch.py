@@ -2,8 +2,10 @@
 tests/reference/torch_resnet.py), the same tasks and batch sizes, the same thread count.
 
 usage: python3 bench_torch.py '{"widths": [1, 0.25], "batches": [128], "threads": 2,
-                               "iterations": 5, "warmup": 1, "maxSeconds": 30}'
-Prints one JSON object: {"torch": version, "threads": n, "results": [...]}.
+                               "iterations": 5, "warmup": 1, "maxSeconds": 30, "profile": false}'
+Prints one JSON object: {"torch": version, "threads": n, "results": [...]}. With "profile": true each
+result also holds "profile": the torch.profiler self CPU time per aten op and step (the breakdown
+`npm run bench -- --ops` prints beside ours), measured in separate steps after the timed ones.
 Run it with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_/MALLOC_TOP_PAD_ set (bench.ts does),
 otherwise glibc returns large activations to the OS every step and timings are erratic.
 """
@@ -70,11 +72,28 @@ def main():
                     if time.perf_counter() - start > cfg['maxSeconds']:
                         break
                 med = statistics.median(times)
-                results.append({
+                row = {
                     'task': name, 'width': width, 'batchSize': batch, 'imagesPerSecond': batch / med, 'times': times,
                     'maxRssMiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                })
+                }
+                if cfg.get('profile'):
+                    row['profile'] = profile(fn, cfg.get('repetitions', 3))
+                results.append(row)
     print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'results': results}))
+
+
+def profile(fn, repetitions):
+    """Self CPU time (ms) and calls per step of every aten op over `repetitions` steps, and the profiled wall time per step."""
+    from torch.profiler import profile as tprofile, ProfilerActivity
+    with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(repetitions):
+            fn()
+        wall = (time.perf_counter() - t0) / repetitions
+    ops = [{'op': e.key, 'calls': e.count / repetitions, 'ms': e.self_cpu_time_total / 1000 / repetitions}
+           for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    ops.sort(key=lambda o: -o['ms'])
+    return {'repetitions': repetitions, 'totalMs': wall * 1000, 'ops': ops}
 
 
 if __name__ == '__main__':

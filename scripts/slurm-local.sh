@@ -82,7 +82,7 @@ EOF
     stop_pidfile "$dir/slurmd.pid"
     stop_pidfile "$dir/slurmctld.pid"
     if [ -f "$dir/munged.started" ]; then
-      pkill -u munge munged 2>/dev/null || true
+      stop_pidfile /run/munge/munged.pid
       rm -f "$dir/munged.started"
     fi
     ;;

@@ -6,7 +6,7 @@ import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js'
 import { benchStages } from '../lib/src/experiments/stage-bench.js';
 import {
   planSweep, writePlan, readPlan, sweepDir, sweepSpec, defaultSweepName, formatPlan, runSweepLocal, runSweepTask, submitSlurm, sweepStatus,
-  waveTask, stageTimesPath, activeJobs, DEFAULT_SLURM,
+  stageTimesPath, activeJobs, DEFAULT_SLURM,
 } from '../lib/src/experiments/sweep.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
 import { formatSeconds } from '../lib/src/util/format.js';
@@ -42,9 +42,7 @@ const CLI = {
     sbatch: { type: 'string', multiple: true, default: [] as string[], arg: '<--opt=v>', help: 'another sbatch option, verbatim (repeatable)' },
     ...IMPORT_OPTIONS,
     backend: COMMON_OPTIONS.backend,
-    'run-task': { type: 'string', arg: '<sweep dir>', help: '(what a Slurm array task runs) run one task of that sweep: with --wave and --index, or --task' },
-    wave: { type: 'string', arg: '<w>', help: 'with --run-task' },
-    index: { type: 'string', arg: '<i>', help: 'with --run-task' },
+    'run-task': { type: 'string', arg: '<sweep dir>', help: '(what a Slurm array task runs) run task --task of that sweep here' },
     task: { type: 'string', arg: '<task-id>', help: 'with --run-task' },
   },
 } as const satisfies CliSpec<Record<string, CliOption>>;
@@ -55,8 +53,8 @@ runMain(async () => {
 
   if (values['run-task']) {
     const dir = path.resolve(values['run-task']);
-    const id = values.task ?? (values.wave !== undefined && values.index !== undefined ? waveTask(dir, intArg('wave', values.wave, 0), intArg('index', values.index, 0)) : undefined);
-    if (!id) throw new Error('--run-task needs --task <id>, or --wave and --index');
+    const id = values.task;
+    if (!id) throw new Error('--run-task needs --task <id>');
     const plan = readPlan(dir);
     for (const [k, v] of Object.entries(plan.env)) process.env[k] ??= v;
     await initEngine();
@@ -103,6 +101,9 @@ runMain(async () => {
   const plan = await planSweep(spec, name);
   const dir = writePlan(plan);
   for (const l of formatPlan(plan)) console.log(l);
+  if (values.set.length) {
+    console.log(`note: with --set the records differ from the profile's, and the notebooks (npm start) read the profile's; read these with npm run experiment -- … --set ${values.set.join(' --set ')}`);
+  }
   console.log(`plan: ${path.join(dir, 'plan.json')}`);
   if (values.local) {
     await initEngine();
@@ -119,7 +120,10 @@ runMain(async () => {
       throw new Error(`sweep ${name} still has ${active.length} array task(s) in the Slurm queue (${active.slice(0, 5).join(', ')}${active.length > 5 ? ', …' : ''}): ` +
         'wait for them (npm run sweep -- --status) or scancel them before submitting again');
     }
-    submitSlurm(plan, dir, { ...slurm, submit: !values['dry-run'], log: (l) => console.log(l) });
-    console.log(values['dry-run'] ? `scripts in ${path.join(dir, 'slurm')}` : `follow it with: npm run sweep -- --status --profile ${plan.profile} --dataset ${datasets.join(',')}${values.name ? ` --name ${name}` : ''}${values.only.map((o) => ` --only ${o}`).join('')}`);
+    const submitted = submitSlurm(plan, dir, { ...slurm, submit: !values['dry-run'], log: (l) => console.log(l) });
+    const subs = submitted.length ? path.dirname(submitted[0].file) : path.join(dir, 'slurm');
+    const again = [`--profile ${plan.profile}`, `--dataset ${datasets.join(',')}`, ...(values.name ? [`--name ${name}`] : []), ...values.only.map((o) => `--only ${o}`),
+      ...values.set.map((x) => `--set ${x}`), ...(values.cache ? [`--cache ${spec.cacheDir}`] : [])].join(' ');
+    console.log(values['dry-run'] ? `scripts in ${subs}` : `follow it with: npm run sweep -- --status ${again}`);
   }
 });

@@ -32,8 +32,10 @@ function writeForeignLock(file: string, info: { host: string; pid: number }, age
 /** Runs TypeScript `code` in a child node (tsx), with `lib` bound to the library's cache and lock modules. */
 function child(dir: string, code: string): ChildProcess {
   const file = path.join(dir, `child-${Math.random().toString(36).slice(2)}.ts`);
-  fs.writeFileSync(file, `import * as cache from ${JSON.stringify(path.join(ROOT, 'lib/src/experiments/cache.ts'))};\n` +
-    `import * as fs from 'node:fs';\nvoid cache; void fs;\n(async () => {\n${code}\n})().catch((e) => { console.error(e); process.exit(1); });\n`);
+  const imports = code.match(/^\s*import .*;$/gm) ?? [];
+  const body = code.replace(/^\s*import .*;$/gm, '');
+  fs.writeFileSync(file, `import * as cache from ${JSON.stringify(path.join(ROOT, 'lib/src/experiments/cache.ts'))};\n${imports.join('\n')}\n` +
+    `import * as fs from 'node:fs';\nvoid cache; void fs;\n(async () => {\n${body}\n})().catch((e) => { console.error(e); process.exit(1); });\n`);
   return spawn(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -140,8 +142,8 @@ test('two processes on one record: it is computed once, both get it, the journal
   const dir = tempDir();
   const cacheDir = path.join(dir, 'cache');
   const counter = path.join(dir, 'computed.txt');
-  const code = `const c = new cache.ResultCache(${JSON.stringify(cacheDir)}, { warn: () => {} });
-    const r = await c.getOrCompute('mrc', { same: 'key' }, async () => { fs.appendFileSync(${JSON.stringify(counter)}, 'x'); await new Promise((r) => setTimeout(r, 1500)); return { answer: 42 }; });
+  const code = `const c = new cache.ResultCache(${JSON.stringify(cacheDir)}, { warn: (m) => console.log(m) });
+    const r = await c.getOrCompute('mrc', { same: 'key' }, async () => { fs.appendFileSync(${JSON.stringify(counter)}, 'x'); await new Promise((r) => setTimeout(r, 4000)); return { answer: 42 }; });
     console.log(JSON.stringify(r.record));`;
   const kids = [child(dir, code), child(dir, code)];
   const outs = kids.map((k) => { let s = ''; k.stdout!.on('data', (d) => (s += d)); k.stderr!.on('data', (d) => (s += d)); return () => s; });
@@ -149,6 +151,7 @@ test('two processes on one record: it is computed once, both get it, the journal
   assert.deepEqual(codes, [0, 0], outs.map((o) => o()).join('\n'));
   for (const o of outs) assert.equal(o().trim().split('\n').pop(), '{"answer":42}');
   assert.equal(fs.readFileSync(counter, 'utf8'), 'x', 'computed once');
+  assert.equal(outs.filter((o) => /is being computed by .* pid \d+; waiting for it/.test(o())).length, 1, 'the computations overlapped: one process waited for the other');
   const journal = new ResultCache(cacheDir).journal();
   assert.equal(journal.length, 1);
   assert.deepEqual([journal[0].kind, journal[0].key, journal[0].resumed], ['mrc', hashKey({ same: 'key' }), false]);
@@ -191,4 +194,39 @@ test('acquireLock waits for a live owner and ends early when the work is done el
   const got = await acquireLock(file, { pollMs: 20 });
   assert.ok(got);
   got.release();
+});
+
+test('several workers taking over one stale lock at once: exactly one gets it', async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'x.lock');
+  writeForeignLock(file, { host: os.hostname(), pid: deadPid() });
+  const go = Date.now() + 2500; // all start their attempt at the same moment
+  const code = (i: number) => `import * as lock from ${JSON.stringify(path.join(ROOT, 'lib/src/util/lock.ts'))};
+    while (Date.now() < ${go}) {}
+    const l = lock.tryAcquireLock(${JSON.stringify(file)}, { label: 'c${i}' });
+    console.log(l ? 'got' : 'no');
+    await new Promise((r) => setTimeout(r, 1500));
+    if (l) console.log(l.held() ? 'still' : 'lost');
+    l?.release();`;
+  const kids = [0, 1, 2, 3].map((i) => child(dir, code(i)));
+  const outs = kids.map((k) => { let s = ''; k.stdout!.on('data', (d) => (s += d)); k.stderr!.on('data', (d) => (s += d)); return () => s; });
+  await Promise.all(kids.map(exited));
+  const got = outs.map((o) => o().trim());
+  assert.equal(got.filter((g) => g.startsWith('got')).length, 1, got.join(' | '));
+  assert.deepEqual(got.filter((g) => g.startsWith('got')), ['got\nstill'], 'the winner kept it');
+  assert.equal(fs.existsSync(file), false);
+});
+
+test('a worker whose lock was taken over stops at its next progress save', async () => {
+  const dir = path.join(tempDir(), 'cache');
+  const c = new ResultCache(dir, { warn: () => {} });
+  const key = hashKey({ lost: 1 });
+  await assert.rejects(c.getOrCompute('mrc', { lost: 1 }, async (ctx) => {
+    ctx.saveProgress({ done: 1 });
+    writeForeignLock(c.lockPath('mrc', key), { host: 'another-node', pid: 4242 });
+    ctx.saveProgress({ done: 2 });
+    return 0;
+  }), /lock of mrc\/[0-9a-f]{16} was taken over by another-node pid 4242 .*stopping, the other worker finishes it/);
+  assert.equal(c.get('mrc', key), undefined);
+  assert.ok(fs.existsSync(c.lockPath('mrc', key)), 'the new owner\'s lock is left alone');
 });

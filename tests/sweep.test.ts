@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { experimentGrid, withDependencies, taskWaves } from '../lib/src/experiments/grid.js';
 import { ResultCache } from '../lib/src/experiments/cache.js';
-import { readPlan } from '../lib/src/experiments/sweep.js';
+import { readPlan, sweepStatus, type TaskStatus } from '../lib/src/experiments/sweep.js';
 import { jupyterMissing } from '../scripts/jupyter.js';
 import { repoRoot } from '../lib/src/util/paths.js';
 import { tempDir } from './helpers.js';
@@ -95,7 +95,7 @@ test('the grid: unique ids, dependencies before dependents, waves one past the d
   assert.throws(() => withDependencies(quick, ['cifar10/nope']), /no task 'cifar10\/nope' in the grid/);
 });
 
-test('sweep CLI: bad options are one-line errors; --slurm --dry-run writes one job array per wave, afterok on earlier waves, with the resources asked for', async () => {
+test('sweep CLI: bad options are one-line errors; --slurm --dry-run writes job arrays that name their tasks, each afterok on the elements it reads, with the resources asked for; another spec under one name is refused', async () => {
   const cache = path.join(tempDir(), 'experiments');
   const bad = await cli('sweep', ['--profile', 'smoke', '--only', 'cifar10/nope', '--cache', cache]);
   assert.equal(bad.code, 1);
@@ -108,24 +108,32 @@ test('sweep CLI: bad options are one-line errors; --slurm --dry-run writes one j
   const r = await cli('sweep', ['--profile', 'smoke', '--dataset', 'cifar10', '--only', 'cifar10/rift/rift-bn/k1', '--cache', cache, '--slurm', '--dry-run',
     '--cpus', '4', '--mem', '3G', '--gpu', '--partition', 'short', '--time', '1:00:00', '--sbatch=--qos=low']);
   assert.equal(r.code, 0, r.out);
-  const dir = r.out.match(/^scripts in (.*)\/slurm$/m)?.[1];
-  assert.ok(dir, r.out);
+  const sub = r.out.match(/^scripts in (.*)$/m)?.[1];
+  assert.ok(sub, r.out);
+  const dir = path.dirname(path.dirname(sub));
   const plan = readPlan(dir);
   const todo = plan.tasks.filter((t) => t.state !== 'done');
-  const waves = [...new Set(todo.map((t) => t.wave))].sort();
-  assert.ok(waves.length >= 2, 'base/MRC, then the fine-tuning run');
-  for (const w of waves) {
-    const script = fs.readFileSync(path.join(dir, 'slurm', `wave-${w}.sbatch`), 'utf8');
-    const ids: string[] = fs.readFileSync(path.join(dir, 'slurm', `wave-${w}.tasks`), 'utf8').trim().split('\n');
-    assert.deepEqual(ids, todo.filter((t) => t.wave === w).map((t) => t.id));
+  const files = fs.readdirSync(sub).filter((f) => f.endsWith('.sbatch')).sort();
+  const ran: string[] = [];
+  for (const f of files) {
+    const script = fs.readFileSync(path.join(sub, f), 'utf8');
+    // Each script names its own tasks, so no later plan can change what a queued array task runs.
+    const ids = [...script.matchAll(/^ {2}(\d+)\) TASK=(\S+) ;;$/gm)].map((m, i) => { assert.equal(Number(m[1]), i, 'array task i runs line i'); return m[2]; });
+    ran.push(...ids);
     for (const line of [`#SBATCH --array=0-${ids.length - 1}`, '#SBATCH --cpus-per-task=4', '#SBATCH --mem=3G', '#SBATCH --gres=gpu:1', '#SBATCH --partition=short',
       '#SBATCH --time=1:00:00', '#SBATCH --qos=low', '#SBATCH --kill-on-invalid-dep=yes', `export RIFT_CACHE_DIR=${cache}`, 'export RIFT_PROFILE=smoke']) {
-      assert.ok(script.split('\n').includes(line), `wave ${w} script has '${line}':\n${script}`);
+      assert.ok(script.split('\n').includes(line), `${f} has '${line}':\n${script}`);
     }
-    assert.match(script, new RegExp(`--run-task ${dir.replace(/[+.]/g, '\\$&')} --wave ${w} --index "\\$SLURM_ARRAY_TASK_ID"$`, 'm'));
+    assert.ok(script.trimEnd().endsWith(`--run-task ${dir} --task "$TASK"`), script);
   }
-  assert.match(r.out, new RegExp(`would run: sbatch --parsable --dependency=afterok:<wave ${waves[0]}> .*wave-${waves[1]}\\.sbatch`));
-  assert.equal(fs.existsSync(path.join(dir, 'slurm', 'submitted.json')), false, 'nothing submitted');
+  assert.deepEqual(ran.sort(), todo.map((t) => t.id).sort(), 'every unfinished task in exactly one array');
+  // The fine-tuning run waits on exactly the two array elements it reads, not on whole waves.
+  assert.match(r.out, /would run: sbatch --parsable --dependency=afterok:<cifar10\/base>:<cifar10\/mrc> .*array-\d+\.sbatch {2}\(1 task\(s\), wave 2\)/);
+  assert.equal(fs.existsSync(path.join(dir, 'slurm', 'submissions.json')), false, 'nothing submitted');
+  // Another spec under the same name is refused: queued tasks rebuild their grid from plan.json.
+  const other = await cli('sweep', ['--profile', 'smoke', '--dataset', 'cifar10', '--only', 'cifar10/mrc', '--cache', cache, '--name', path.basename(dir)]);
+  assert.equal(other.code, 1);
+  assert.match(other.out, /^error: sweep 'smoke-cifar10-[0-9a-f]{8}' in .* was planned with other settings .*pass another --name, or delete that folder$/m);
 });
 
 describe('smoke sweeps', () => {
@@ -177,6 +185,30 @@ describe('smoke sweeps', () => {
     for (const [k, v] of records(cache)) assert.equal(comparable(v, cache), comparable(records(seqCache).get(k), seqCache), `${k} equals the sequential run's`);
   });
 
+  test('--status: a task running on another host is running while its lock beats, killed when it stops; a failed one shows its error', async () => {
+    assert.equal(seq.code, 0);
+    const cache = path.join(work, 'status', 'experiments');
+    const r = await cli('sweep', ['--profile', 'smoke', '--dataset', 'cifar10', '--only', 'cifar10/mrc', '--cache', cache]);
+    assert.equal(r.code, 0, r.out);
+    const dir = r.out.match(/^plan: (.*)\/plan\.json$/m)![1];
+    const mrc = readPlan(dir).tasks.find((t) => t.id === 'cifar10/mrc')!;
+    assert.equal(mrc.state, 'ready');
+    const setStatus = (st: Partial<TaskStatus>) => {
+      fs.mkdirSync(path.join(dir, 'status'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'status', 'cifar10__mrc.json'), JSON.stringify({ id: 'cifar10/mrc', host: 'other-node', pid: 1, startedAt: '2026-12-03T10:00:00.000Z', ...st }));
+    };
+    const row = async () => (await sweepStatus(dir)).find((x) => x.id === 'cifar10/mrc')!;
+    setStatus({ state: 'running' });
+    assert.deepEqual([(await row()).state, (await row()).detail], ['killed', 'other-node pid 1 is gone (started 2026-12-03T10:00:00.000Z); a rerun resumes it']);
+    const lockFile = new ResultCache(cache).lockPath('mrc', mrc.key!);
+    fs.mkdirSync(path.dirname(lockFile), { recursive: true });
+    fs.writeFileSync(lockFile, JSON.stringify({ host: 'other-node', pid: 1, startedAt: '2026-12-03T10:00:00.000Z', label: 'x' }));
+    assert.equal((await row()).state, 'running', 'its record lock is fresh');
+    fs.rmSync(lockFile);
+    setStatus({ state: 'failed', error: 'CIFAR-10 test_batch.bin not found: /nodes/data', endedAt: '2026-12-03T10:01:00.000Z', seconds: 3 });
+    assert.deepEqual([(await row()).state, (await row()).detail], ['failed', 'CIFAR-10 test_batch.bin not found: /nodes/data (other-node pid 1)']);
+  });
+
   const slurmMissing = ['sbatch', 'slurmctld', 'slurmd', 'munged'].find((b) => spawnSync('sh', ['-c', `command -v ${b}`]).status !== 0);
   const slurmSkip = slurmMissing ? `${slurmMissing} not found (apt-get install slurmctld slurmd slurm-client munge; bash scripts/setup.sh)`
     : process.getuid?.() !== 0 ? 'needs root to start munged and slurmd' : false;
@@ -197,7 +229,7 @@ describe('smoke sweeps', () => {
       assert.equal(first.code, 0, first.out);
       const jobs = [...first.out.matchAll(/^submitted job (\d+): sbatch/gm)].map((m) => m[1]);
       assert.equal(jobs.length, 2, `two waves (base, MRC, curve; then the two fine-tuning runs):\n${first.out}`);
-      assert.match(first.out, new RegExp(`--dependency=afterok:${jobs[0]} `));
+      assert.match(first.out, new RegExp(`--dependency=afterok:${jobs[0]}_\\d+:${jobs[0]}_\\d+ `), 'fine-tuning after the base and MRC elements');
       const dir = first.out.match(/^plan: (.*)\/plan\.json$/m)![1];
       const todo = readPlan(dir).tasks.filter((t) => t.state !== 'done');
       assert.ok(todo.length >= 5, 'at least 5 array tasks (base, MRC, curve, 2 fine-tuning runs)');
@@ -212,7 +244,7 @@ describe('smoke sweeps', () => {
       const status = JSON.parse(fs.readFileSync(path.join(dir, 'status', 'cifar10__mrc.json'), 'utf8'));
       assert.equal(status.state, 'running');
       process.kill(status.pid, 'SIGKILL');
-      await until('the queue to drain (wave 2 cancelled: its dependency failed)', () => queue() === '', 10 * 60_000, 500);
+      await until('the queue to drain (the fine-tuning array cancelled: an input failed)', () => queue() === '', 10 * 60_000, 500);
       assert.equal(new ResultCache(cache).list('mrc').length, 0, 'MRC was killed before it finished');
       const mid = await cli('sweep', [...sel, '--status'], env);
       assert.match(mid.out, /^killed +cifar10\/mrc .*is gone .*a rerun resumes it$/m);
@@ -223,7 +255,8 @@ describe('smoke sweeps', () => {
       await until('the rerun to finish', () => queue() === '', 10 * 60_000, 500);
       const end = await cli('sweep', [...sel, '--status'], env);
       assert.match(end.out, new RegExp(`^${readPlan(dir).tasks.length} done, 0 running, 0 queued, 0 ready, 0 waiting, 0 failed, 0 killed$`, 'm'), end.out);
-      const logs = fs.readdirSync(path.join(dir, 'logs')).map((f) => fs.readFileSync(path.join(dir, 'logs', f), 'utf8'));
+      const logs = fs.readdirSync(path.join(dir, 'slurm')).filter((d) => fs.existsSync(path.join(dir, 'slurm', d, 'logs')))
+        .flatMap((d) => fs.readdirSync(path.join(dir, 'slurm', d, 'logs')).map((f) => fs.readFileSync(path.join(dir, 'slurm', d, 'logs', f), 'utf8')));
       assert.ok(logs.some((l) => /MRC: resuming after \d+ modules/.test(l)), 'the rerun resumed MRC from the killed task\'s progress');
 
       assertComputedOnce(cache);

@@ -16,6 +16,7 @@ export * from './util/stats.js';
 export * from './util/kde.js';
 // engine: backend selection (tfjs-node-gpu, tfjs-node, native oneDNN, wasm, cpu)
 export * from './engine/engine.js';
+export * from './engine/kernel-profile.js';
 // data: CIFAR reader, declared subsets, augmentation, batches; official downloads
 export * from './data/cifar.js';
 export * from './data/subsets.js';

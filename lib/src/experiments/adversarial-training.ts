@@ -19,7 +19,7 @@ import { loadCifar, splitIdentity } from '../data/cifar.js';
 import { SGD } from '../nn/optim.js';
 import { trainEpoch } from '../method/train.js';
 import { evaluate } from '../method/evaluate.js';
-import { readCheckpoint, loadCheckpointInto, saveCheckpoint, type Provenance } from '../nn/checkpoint.js';
+import { readCheckpoint, readCheckpointHeader, loadCheckpointInto, saveCheckpoint, type Provenance } from '../nn/checkpoint.js';
 import { lrAt, type ExperimentConfig } from './config.js';
 import { engineInfo } from '../engine/engine.js';
 import { baseRunDir } from '../util/paths.js';
@@ -28,6 +28,7 @@ import { formatDuration } from '../util/format.js';
 import { fixedSubset } from '../data/subsets.js';
 import { importedBaseFromEnv, importedBaseEnvName } from './imported.js';
 import { readOnlyFromEnv } from './cache.js';
+import { acquireLock } from '../util/lock.js';
 
 /**
  * One completed PGD-AT epoch (a metrics.jsonl line): lr, mean step loss on adversarial batches, clean and robust (evalAttack)
@@ -244,9 +245,7 @@ export async function ensureBaseCheckpoint(config: ExperimentConfig, options: { 
   const file = baseCheckpointPath(config);
   if (importedBaseFromEnv(config.dataset)) return file;
   const dir = baseRunDir(config);
-  const lastFile = runCheckpointPath(dir, 'last');
-  const done = fs.existsSync(lastFile) && (readCheckpoint(lastFile).header.extra.epochsDone as number) >= config.advTrain.epochs;
-  if (done && fs.existsSync(file)) return file;
+  if (baseRunFinished(config)) return file;
   // A read-only cache (render-only notebooks after a sweep) computes nothing, a base model included.
   if (!(options.train ?? (config.profile === 'smoke' && !readOnlyFromEnv()))) {
     if (config.profile === 'imported') {
@@ -254,6 +253,27 @@ export async function ensureBaseCheckpoint(config: ExperimentConfig, options: { 
     }
     throw new Error(`base checkpoint ${file} is missing or its run is unfinished: run \`npm run train -- --dataset ${config.dataset} --profile ${config.profile}\` (resumes if interrupted)`);
   }
-  await trainAdversarial(config, { outDir: dir, log: options.log, progress: options.progress });
+  // One trainer per run folder (sweep workers, notebooks training smoke on demand); the run resumes from last.rbn.
+  const lock = await acquireLock(path.join(dir, 'train.lock'), {
+    label: `PGD-AT ${config.dataset} ${config.profile}`, done: () => baseRunFinished(config),
+    onWait: (o) => (options.log ?? console.log)(`${dir}: being trained by ${o.host} pid ${o.pid}; waiting for it`),
+  });
+  try {
+    if (lock && !baseRunFinished(config)) await trainAdversarial(config, { outDir: dir, log: options.log, progress: options.progress });
+  } finally {
+    lock?.release();
+  }
   return file;
+}
+
+/**
+ * True when the profile's own PGD-AT run (`baseRunDir`; an imported base is not looked at) is
+ * finished: its last.rbn has every epoch and its best.rbn exists. Reads headers only, so it is
+ * cheap enough to poll.
+ */
+export function baseRunFinished(config: ExperimentConfig): boolean {
+  const dir = baseRunDir(config);
+  const last = runCheckpointPath(dir, 'last');
+  if (!fs.existsSync(last) || !fs.existsSync(runCheckpointPath(dir, 'best'))) return false;
+  return (readCheckpointHeader(last).extra.epochsDone as number) >= config.advTrain.epochs;
 }

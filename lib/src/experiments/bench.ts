@@ -12,6 +12,7 @@ import { pgd } from '../attacks/pgd.js';
 import { trainStep } from '../method/train.js';
 import { SGD } from '../nn/optim.js';
 import { mulberry32 } from '../util/rng.js';
+import { profileKernels, type KernelProfile } from '../engine/kernel-profile.js';
 
 /** What `benchTask` times: a forward pass, one PGD step (input gradient), or one SGD step (weight gradients). */
 export type BenchTask = 'inference' | 'pgd-step' | 'train-step';
@@ -63,9 +64,8 @@ function median(a: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** Benchmarks one task. Creates and frees its own model; no tensor survives. */
-export async function benchTask(task: BenchTask, options: Partial<BenchOptions> = {}): Promise<BenchResult> {
-  const o: BenchOptions = { ...DEFAULT_BENCH, ...options };
+/** A benchmark task's step on a fresh model of `o.width` with a fixed random batch; `dispose` frees all of it. */
+function benchStep(task: BenchTask, o: Pick<BenchOptions, 'width' | 'batchSize'>): { model: Network; run: () => void; dispose: () => void } {
   const model = createResNet18({ width: o.width }, 0);
   const r = mulberry32(1);
   const x = tf.tensor4d(Float32Array.from({ length: o.batchSize * 32 * 32 * 3 }, () => r()), [o.batchSize, 32, 32, 3]);
@@ -84,6 +84,28 @@ export async function benchTask(task: BenchTask, options: Partial<BenchOptions> 
       trainStep(model, opt, x, y);
     }
   };
+  return { model, run, dispose: () => { opt.dispose(); tf.dispose([x, y]); model.dispose(); } };
+}
+
+/**
+ * Per-kernel time of one step of `task` (the step `benchTask` times) on the active backend:
+ * `profileKernels` over `repetitions` steps after one warm-up. Creates and frees its own model.
+ */
+export function profileTask(task: BenchTask, options: Partial<Pick<BenchOptions, 'width' | 'batchSize'>> & { repetitions?: number } = {}): KernelProfile & { task: BenchTask; width: number; batchSize: number } {
+  const o = { ...DEFAULT_BENCH, ...options };
+  const step = benchStep(task, o);
+  try {
+    return { task, width: o.width, batchSize: o.batchSize, ...profileKernels(step.run, options.repetitions ?? 3) };
+  } finally {
+    step.dispose();
+  }
+}
+
+/** Benchmarks one task. Creates and frees its own model; no tensor survives. */
+export async function benchTask(task: BenchTask, options: Partial<BenchOptions> = {}): Promise<BenchResult> {
+  const o: BenchOptions = { ...DEFAULT_BENCH, ...options };
+  const step = benchStep(task, o);
+  const { model, run } = step;
   const times: number[] = [];
   let error: string | undefined;
   try {
@@ -98,12 +120,9 @@ export async function benchTask(task: BenchTask, options: Partial<BenchOptions> 
     }
   } catch (e) {
     error = (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 200);
-  } finally {
-    opt.dispose();
-    tf.dispose([x, y]);
   }
   const flopsPerImage = forwardFlops(model) * (task === 'inference' ? 1 : task === 'pgd-step' ? 2 : 3);
-  model.dispose();
+  step.dispose();
   const ips = times.length ? o.batchSize / median(times) : null;
   return {
     task, width: o.width, batchSize: o.batchSize,

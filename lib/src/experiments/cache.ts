@@ -134,6 +134,11 @@ export interface CacheResult<T> {
   key: string;
 }
 
+/** This process's journal file name: host, pid and start time (pids repeat across hosts and over time). */
+const JOURNAL_NAME = `${os.hostname()}-${process.pid}-${Date.now()}`;
+
+const describeOwner = (o: LockState | undefined) => (o ? `${o.host} pid ${o.pid}${o.slurmJob ? ` (Slurm job ${o.slurmJob})` : ''}` : 'another worker');
+
 /** Whether this process renders only (env RIFT_CACHE_READONLY=1, as `npm start -- --render-only` sets it): caches are read-only and no base model is trained. */
 export function readOnlyFromEnv(): boolean {
   return process.env.RIFT_CACHE_READONLY === '1';
@@ -235,29 +240,32 @@ export class ResultCache {
     return readLock(this.lockPath(kind, key), this.o.staleMs);
   }
 
-  /** <dir>/journal.jsonl: every record this cache stored through `getOrCompute`, in order. */
-  journalPath(): string {
-    return path.join(this.dir, 'journal.jsonl');
+  /** <dir>/journal/: one file per worker process, each line a record it computed and stored. */
+  journalDir(): string {
+    return path.join(this.dir, 'journal');
   }
 
-  /** The journal's entries (empty when none; unreadable lines are skipped with a warning). */
+  /** Every worker's journal entries, by time stored (empty when none; unreadable lines are skipped with a warning). */
   journal(): JournalEntry[] {
-    let text: string;
+    let files: string[];
     try {
-      text = fs.readFileSync(this.journalPath(), 'utf8');
+      files = fs.readdirSync(this.journalDir()).filter((f) => f.endsWith('.jsonl'));
     } catch {
       return [];
     }
     const out: JournalEntry[] = [];
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      try {
-        out.push(JSON.parse(line) as JournalEntry);
-      } catch {
-        this.warn(`result cache: skipping an unreadable line of ${this.journalPath()}`);
+    for (const f of files) {
+      const file = path.join(this.journalDir(), f);
+      for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+        if (!line.trim()) continue;
+        try {
+          out.push(JSON.parse(line) as JournalEntry);
+        } catch {
+          this.warn(`result cache: skipping an unreadable line of ${file}`);
+        }
       }
     }
-    return out;
+    return out.sort((a, b) => (a.savedAt < b.savedAt ? -1 : a.savedAt > b.savedAt ? 1 : 0));
   }
 
   /** File of a finished record: <dir>/<kind>/<key>.json. kind and key must be single path segments. */
@@ -392,7 +400,14 @@ export class ResultCache {
       kind,
       dir,
       resumed: fs.existsSync(progressFile),
-      saveProgress: (progress) => writeFileAtomic(progressFile, recordJson(progress)),
+      saveProgress: (progress) => {
+        // A worker whose lock was taken over (it looked dead) stops here, so two never share the work directory.
+        if (!lock.held()) {
+          throw new Error(`result cache: the lock of ${kind}/${key} was taken over by ${describeOwner(this.lockState(kind, key))} while this worker computed it ` +
+            `(no heartbeat for ${this.o.staleMs / 1000} s); stopping, the other worker finishes it`);
+        }
+        writeFileAtomic(progressFile, recordJson(progress));
+      },
       loadProgress: <P>() => {
         let text: string;
         try {
@@ -410,14 +425,16 @@ export class ResultCache {
     };
     const record = await compute(ctx);
     if (record === undefined) throw new Error(`result cache: the computation of ${kind}/${key} returned undefined; a record must be a JSON value`);
-    if (!lock.held()) this.warn(`result cache: the lock of ${kind}/${key} was taken over while this worker computed (it looked dead); storing the record anyway (same key, equivalent record)`);
+    const stillHeld = lock.held();
+    if (!stillHeld) this.warn(`result cache: the lock of ${kind}/${key} was taken over by ${describeOwner(this.lockState(kind, key))} while this worker computed it; storing the record anyway (same key, equivalent record) and leaving the work directory to that worker`);
     this.put(kind, key, record, keyMaterial);
     const entry: JournalEntry = {
       kind, key, host: os.hostname(), pid: process.pid, ...(lock.info.slurmJob ? { slurmJob: lock.info.slurmJob } : {}),
       savedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000, resumed: ctx.resumed,
     };
-    fs.appendFileSync(this.journalPath(), `${JSON.stringify(entry)}\n`);
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(this.journalDir(), { recursive: true });
+    fs.appendFileSync(path.join(this.journalDir(), `${JOURNAL_NAME}.jsonl`), `${JSON.stringify(entry)}\n`);
+    if (stillHeld) fs.rmSync(dir, { recursive: true, force: true });
     // Return what a later cached call will return (typed arrays → arrays, NaN → null, …).
     return { record: JSON.parse(recordJson(record)) as T, cached: false, key };
   }

@@ -11,12 +11,10 @@
  * run) or a dependency's (waiting).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { DatasetName } from '../data/cifar.js';
 import { resolveConfig, type ExperimentConfig, type DeepPartial } from './config.js';
 import { ResultCache, MissingRecordError, hashKey } from './cache.js';
-import { baseCheckpointPath, ensureBaseCheckpoint, runCheckpointPath } from './adversarial-training.js';
-import { readCheckpoint } from '../nn/checkpoint.js';
+import { baseCheckpointPath, ensureBaseCheckpoint, baseRunFinished } from './adversarial-training.js';
 import { importedBaseFromEnv } from './imported.js';
 import {
   runBaseEvaluation, runMRCExperiment, runRift, runLayerType, runBNOutputKDE, runRestartsComparison, runAutoAttackComparison,
@@ -25,8 +23,6 @@ import {
 import type { Method } from './records.js';
 import type { LayerTypeMode } from '../method/finetune.js';
 import type { StageName } from './stage-bench.js';
-import { acquireLock } from '../util/lock.js';
-import { baseRunDir } from '../util/paths.js';
 
 /** What a task's run gets: the shared cache and how to report. */
 export interface TaskContext {
@@ -73,12 +69,9 @@ function baseOf(config: ExperimentConfig): Promise<string> {
   return ensureBaseCheckpoint(config, { train: false });
 }
 
-/** True when the profile's base checkpoint exists and its run is finished (or an imported base is set). */
+/** True when the base checkpoint a task runs on is there: the imported one (env), else the profile's finished PGD-AT run. */
 export function baseReady(config: ExperimentConfig): boolean {
-  if (importedBaseFromEnv(config.dataset)) return fs.existsSync(baseCheckpointPath(config));
-  const last = runCheckpointPath(baseRunDir(config), 'last');
-  if (!fs.existsSync(last) || !fs.existsSync(baseCheckpointPath(config))) return false;
-  return (readCheckpoint(last).header.extra.epochsDone as number) >= config.advTrain.epochs;
+  return importedBaseFromEnv(config.dataset) ? fs.existsSync(baseCheckpointPath(config)) : baseRunFinished(config);
 }
 
 /**
@@ -105,54 +98,66 @@ export function experimentGrid(profile: string, options: Partial<GridOptions> = 
   const cfg = (dataset: DatasetName, extra: DeepPartial<ExperimentConfig> = {}) =>
     resolveConfig(profile, dataset, merge(options.overrides ?? {}, extra));
 
-  for (const dataset of datasets) {
+  const readBy = (t: GridTask, ...notebooks: string[]) => { for (const n of notebooks) if (!t.notebooks.includes(n)) t.notebooks.push(n); };
+  const inp = async (c: ExperimentConfig, ctx: TaskContext): Promise<ExperimentInputs> => ({ config: c, checkpoint: await baseOf(c), cache: ctx.cache, progress: ctx.progress, log: ctx.log });
+  const evalBoth = (s: Partial<Record<StageName, number>>) => seq(s['eval-pgd'], s['eval-clean']);
+
+  /** A dataset's base run, base evaluation and three layer-type curves, read by `notebook`. */
+  const core = (dataset: DatasetName, notebook: { base: string; curves: string }) => {
     const config = cfg(dataset);
-    const inp = async (c: ExperimentConfig, ctx: TaskContext): Promise<ExperimentInputs> => ({ config: c, checkpoint: await baseOf(c), cache: ctx.cache, progress: ctx.progress, log: ctx.log });
+    const f = config.finetune;
+    const train = add({
+      id: `${dataset}/base-train`, dataset, kind: 'base-train', notebook: notebook.base, deps: [],
+      what: importedBaseFromEnv(dataset) ? `imported base ${importedBaseFromEnv(dataset)}` : `PGD-AT base (npm run train -- --dataset ${dataset} --profile ${profile})`,
+      config, call: { fn: 'base-train', dataset, profile, advTrain: config.advTrain },
+      run: async (ctx) => {
+        if (baseReady(config)) return {};
+        if (importedBaseFromEnv(dataset)) throw new Error(`imported base ${importedBaseFromEnv(dataset)} is missing: import it again (npm run import)`);
+        // ensureBaseCheckpoint holds the run folder's lock while it trains (or resumes) the run.
+        await ensureBaseCheckpoint(config, { train: true, log: ctx.log, progress: ctx.progress });
+        return {};
+      },
+      estimate: (s) => (s['pgd-at-epoch'] === undefined ? null : config.advTrain.epochs * s['pgd-at-epoch']),
+    });
+    const base = add({
+      id: `${dataset}/base`, dataset, kind: 'base', notebook: notebook.base, deps: [train.id],
+      what: 'runBaseEvaluation', config, call: { fn: 'base', config },
+      run: async (ctx) => runBaseEvaluation(await inp(config, ctx)), estimate: evalBoth,
+    });
+    const curves = (['bn-only', 'conv-linear-only', 'full'] as const).map((mode: LayerTypeMode) => add({
+      id: `${dataset}/layer-type/${mode}`, dataset, kind: 'layer-type', notebook: notebook.curves, deps: [train.id],
+      what: `runLayerType(${mode})`, config, call: { fn: 'layer-type', config, mode },
+      run: async (ctx) => runLayerType(await inp(config, ctx), mode),
+      estimate: (s) => { const b = evalBoth(s); return b === null || s['finetune-epoch-full'] === undefined ? null : (f.epochs + 1) * b + f.epochs * s['finetune-epoch-full']; },
+    }));
+    return { config, train, base, curves };
+  };
+
+  for (const dataset of datasets) {
+    if (dataset !== 'cifar10') {
+      // Notebook 05 shows CIFAR-10's base and curves beside CIFAR-100's (the cifar10 tasks, shared with 02 and 04).
+      const nb = { base: '05-figure2-cifar100', curves: '05-figure2-cifar100' };
+      const ten = core('cifar10', nb);
+      readBy(ten.base, nb.base);
+      ten.curves.forEach((t) => readBy(t, nb.curves));
+      core(dataset, nb);
+      continue;
+    }
+    const { config, train, base } = core(dataset, { base: '02-base-model', curves: '04-figure1-cifar10' });
+    readBy(base, '06-table1', '08-beyond', '09-autoattack');
     const f = config.finetune, e = config.eval;
-    const evalBoth = (s: Partial<Record<StageName, number>>) => seq(s['eval-pgd'], s['eval-clean']);
     const riftCost = (c: ExperimentConfig) => (s: Partial<Record<StageName, number>>) => {
       const both = evalBoth(s);
       if (both === null || s['finetune-epoch-bn'] === undefined || s['eval-clean'] === undefined || s['eval-pgd'] === undefined) return null;
       const inner = c.interpolation.enabled ? c.interpolation.alphas.filter((a) => a > 0 && a < 1).length : 0;
       return c.finetune.epochs * (s['finetune-epoch-bn'] + s['eval-clean']) + s['eval-pgd'] + inner * both;
     };
-
-    const train = add({
-      id: `${dataset}/base-train`, dataset, kind: 'base-train', notebook: dataset === 'cifar10' ? '02-base-model' : '05-figure2-cifar100', deps: [],
-      what: importedBaseFromEnv(dataset) ? `imported base ${importedBaseFromEnv(dataset)}` : `PGD-AT base (npm run train -- --dataset ${dataset} --profile ${profile})`,
-      config, call: { fn: 'base-train', dataset, profile, advTrain: config.advTrain },
-      run: async (ctx) => {
-        if (baseReady(config)) return {};
-        if (importedBaseFromEnv(dataset)) throw new Error(`imported base ${importedBaseFromEnv(dataset)} has not been imported: npm run import first`);
-        // One trainer per run folder; trainAdversarial resumes from last.rbn after a kill.
-        const lock = await acquireLock(path.join(ctx.cache.dir, 'base-train', `${dataset}-${profile}.lock`), { label: `base-train ${dataset}-${profile}`, done: () => baseReady(config) });
-        try {
-          if (!baseReady(config)) await ensureBaseCheckpoint(config, { train: true, log: ctx.log, progress: ctx.progress });
-        } finally {
-          lock?.release();
-        }
-        return {};
-      },
-      estimate: (s) => (s['pgd-at-epoch'] === undefined ? null : config.advTrain.epochs * s['pgd-at-epoch']),
-    });
-    const base = add({
-      id: `${dataset}/base`, dataset, kind: 'base', notebook: dataset === 'cifar10' ? '02-base-model' : '05-figure2-cifar100', deps: [train.id],
-      what: 'runBaseEvaluation', config, call: { fn: 'base', config },
-      run: async (ctx) => runBaseEvaluation(await inp(config, ctx)), estimate: evalBoth,
-    });
-    (['bn-only', 'conv-linear-only', 'full'] as const).map((mode: LayerTypeMode) => add({
-      id: `${dataset}/layer-type/${mode}`, dataset, kind: 'layer-type', notebook: dataset === 'cifar10' ? '04-figure1-cifar10' : '05-figure2-cifar100', deps: [train.id],
-      what: `runLayerType(${mode})`, config, call: { fn: 'layer-type', config, mode },
-      run: async (ctx) => runLayerType(await inp(config, ctx), mode),
-      estimate: (s) => { const b = evalBoth(s); return b === null || s['finetune-epoch-full'] === undefined ? null : (f.epochs + 1) * b + f.epochs * s['finetune-epoch-full']; },
-    }));
-    // Notebook 05 shows CIFAR-10's base and curves beside CIFAR-100's: those are the cifar10 tasks.
-    if (dataset !== 'cifar10') continue;
     const mrc = add({
       id: `${dataset}/mrc`, dataset, kind: 'mrc', notebook: '03-mrc', deps: [train.id], what: 'runMRCExperiment', config, call: { fn: 'mrc', config },
       run: async (ctx) => runMRCExperiment(await inp(config, ctx)),
       estimate: (s) => (s['eval-pgd'] === undefined || s['mrc-module'] === undefined ? null : s['eval-pgd'] * ((config.mrc.advN ?? 10_000) / (e.n ?? 10_000)) + s['mrc-module']),
     });
+    readBy(mrc, '08-beyond');
     const rift = (c: ExperimentConfig, notebook: string, method: Method, k: number, seed: number, label = '') => add({
       id: `${dataset}/rift/${method}/k${k}/seed${seed}${label}`, dataset, kind: 'rift', notebook, deps: [base.id, mrc.id],
       what: `runRift(${method}, k=${k}, seed ${seed})${label ? ` with ${label.slice(1)}` : ''}`, config: c, call: { fn: 'rift', config: c, method, k, seed },
@@ -205,6 +210,7 @@ export function experimentGrid(profile: string, options: Partial<GridOptions> = 
       estimate: () => null,
     });
   }
+  for (const t of tasks) t.notebooks.sort();
   return tasks;
 }
 

@@ -145,9 +145,21 @@ export function sweepDir(cacheDir: string, name: string): string {
   return path.join(sweepsDir(cacheDir), name);
 }
 
-/** Writes plan.json into the sweep's folder (created). Returns the folder. */
+/**
+ * Writes plan.json into the sweep's folder (created). Returns the folder. Refuses to replace
+ * the plan of another spec (profile, datasets, overrides, --only, cache, environment) under
+ * the same name, since queued array tasks of that sweep rebuild their grid from it.
+ */
 export function writePlan(plan: SweepPlan): string {
   const dir = sweepDir(plan.cacheDir, plan.name);
+  if (fs.existsSync(path.join(dir, 'plan.json'))) {
+    const old = readPlan(dir);
+    const spec = (p: SweepSpec) => hashKey({ profile: p.profile, datasets: p.datasets, set: p.set, only: p.only, cacheDir: p.cacheDir, env: p.env });
+    if (spec(old) !== spec(plan)) {
+      throw new Error(`sweep '${plan.name}' in ${dir} was planned with other settings (profile ${old.profile}, datasets ${old.datasets.join(',')}, ` +
+        `--set [${old.set.join(' ')}], --only [${old.only.join(' ')}], env ${JSON.stringify(old.env)}); pass another --name, or delete that folder`);
+    }
+  }
   writeFileAtomic(path.join(dir, 'plan.json'), `${JSON.stringify(plan, null, 1)}\n`);
   return dir;
 }
@@ -249,12 +261,15 @@ export interface SlurmOptions {
 /** Defaults of `SlurmOptions`. */
 export const DEFAULT_SLURM: SlurmOptions = { cpus: 2, mem: '8G', gpu: false, extra: [] };
 
-/** One job array: the tasks of a wave still to compute. */
-export interface SlurmWave {
+/** One job array: unfinished tasks of one wave that read the same unfinished records. */
+export interface SlurmArray {
+  /** Position in submission order. */
+  index: number;
   wave: number;
+  /** Task ids; array task i runs tasks[i]. */
   tasks: string[];
-  /** Earlier waves holding a dependency of this one's tasks (afterok). */
-  after: number[];
+  /** Unfinished tasks these read, each an element of an earlier array (afterok on exactly those elements). */
+  after: string[];
   script: string;
   file: string;
 }
@@ -262,78 +277,107 @@ export interface SlurmWave {
 const shq = (s: string) => (/^[A-Za-z0-9_./:=+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /**
- * The job arrays of a plan: one per wave, holding its tasks that are not done; a wave depends
- * (afterok) on the earlier waves that hold its tasks' unfinished dependencies.
+ * The job arrays of a plan, in submission order: its unfinished tasks grouped by wave and by
+ * the unfinished records they read, so that each array depends (afterok) on exactly the array
+ * elements that compute its inputs — a failed record holds back only what reads it. Each
+ * script names its own tasks (a `case` on SLURM_ARRAY_TASK_ID), so a later plan or
+ * submission can never change what a queued array task runs.
  */
-export function slurmWaves(plan: SweepPlan, dir: string, options: Partial<SlurmOptions> = {}): SlurmWave[] {
+export function slurmArrays(plan: SweepPlan, submissionDir: string, options: Partial<SlurmOptions> = {}): SlurmArray[] {
   const o = { ...DEFAULT_SLURM, ...options };
+  if (/[\s%'"\\]/.test(submissionDir)) throw new Error(`sweep folder ${submissionDir}: Slurm output paths cannot hold spaces, quotes or '%'; use another --cache or --name`);
   const todo = plan.tasks.filter((t) => t.state !== 'done');
-  const waveOf = new Map(todo.map((t) => [t.id, t.wave]));
-  const waves = [...new Set(todo.map((t) => t.wave))].sort((a, b) => a - b);
+  const pending = new Set(todo.map((t) => t.id));
+  const groups = new Map<string, { wave: number; after: string[]; tasks: string[] }>();
+  for (const t of todo) {
+    const after = t.deps.filter((d) => pending.has(d)).sort();
+    const g = `${t.wave}|${after.join(',')}`;
+    if (!groups.has(g)) groups.set(g, { wave: t.wave, after, tasks: [] });
+    groups.get(g)!.tasks.push(t.id);
+  }
   const root = repoRoot();
-  return waves.map((w) => {
-    const tasks = todo.filter((t) => t.wave === w);
-    const after = [...new Set(tasks.flatMap((t) => t.deps.map((d) => waveOf.get(d)).filter((x): x is number => x !== undefined)))].sort((a, b) => a - b);
-    const env: Record<string, string> = { ...plan.env, RIFT_CACHE_DIR: plan.cacheDir, RIFT_PROFILE: plan.profile };
+  const env: Record<string, string> = { ...plan.env, RIFT_CACHE_DIR: plan.cacheDir, RIFT_PROFILE: plan.profile };
+  return [...groups.values()].sort((x, y) => x.wave - y.wave).map((g, index) => {
+    const file = path.join(submissionDir, `array-${index}.sbatch`);
     const lines = [
       '#!/bin/bash',
-      `#SBATCH --job-name=rift-${plan.name}-w${w}`,
-      `#SBATCH --array=0-${tasks.length - 1}`,
+      `#SBATCH --job-name=rift-${plan.name}-${index}`,
+      `#SBATCH --array=0-${g.tasks.length - 1}`,
       `#SBATCH --cpus-per-task=${o.cpus}`,
       `#SBATCH --mem=${o.mem}`,
-      `#SBATCH --output=${path.join(dir, 'logs', `wave-${w}_%A_%a.log`)}`,
+      `#SBATCH --output=${path.join(submissionDir, 'logs', `array-${index}_%A_%a.log`)}`,
       '#SBATCH --kill-on-invalid-dep=yes',
       ...(o.gpu ? ['#SBATCH --gres=gpu:1'] : []),
       ...(o.partition ? [`#SBATCH --partition=${o.partition}`] : []),
       ...(o.account ? [`#SBATCH --account=${o.account}`] : []),
       ...(o.time ? [`#SBATCH --time=${o.time}`] : []),
       ...o.extra.map((x) => `#SBATCH ${x}`),
-      `# ${tasks.length} record(s) of sweep ${plan.name} (wave ${w}); line i of wave-${w}.tasks is array task i.`,
+      `# Sweep ${plan.name}, wave ${g.wave}: ${g.tasks.length} record(s)${g.after.length ? `, after ${g.after.join(', ')}` : ''}.`,
       'set -euo pipefail',
+      'case "$SLURM_ARRAY_TASK_ID" in',
+      ...g.tasks.map((id, i) => `  ${i}) TASK=${shq(id)} ;;`),
+      '  *) echo "array task $SLURM_ARRAY_TASK_ID is not in this job" >&2; exit 2 ;;',
+      'esac',
       `cd ${shq(root)}`,
       ...Object.entries(env).map(([k, v]) => `export ${k}=${shq(v)}`),
       `export RIFT_THREADS="\${SLURM_CPUS_PER_TASK:-${o.cpus}}"`,
-      `exec ${shq(process.execPath)} --import tsx scripts/sweep.ts --run-task ${shq(dir)} --wave ${w} --index "$SLURM_ARRAY_TASK_ID"`,
+      `exec ${shq(process.execPath)} --import tsx scripts/sweep.ts --run-task ${shq(path.dirname(path.dirname(submissionDir)))} --task "$TASK"`,
       '',
     ];
-    return { wave: w, tasks: tasks.map((t) => t.id), after, script: lines.join('\n'), file: path.join(dir, 'slurm', `wave-${w}.sbatch`) };
+    return { index, wave: g.wave, tasks: g.tasks, after: g.after, script: lines.join('\n'), file };
   });
 }
 
-/** The task id of array task `index` of wave `wave` (slurm/wave-<w>.tasks). */
-export function waveTask(dir: string, wave: number, index: number): string {
-  const file = path.join(dir, 'slurm', `wave-${wave}.tasks`);
-  const ids = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
-  if (!Number.isInteger(index) || index < 0 || index >= ids.length) throw new Error(`${file}: array task ${index} is out of range (0–${ids.length - 1})`);
-  return ids[index];
+/** One submission of a sweep (slurm/submissions.json holds them all, oldest first). */
+export interface Submission {
+  at: string;
+  /** Folder of its scripts and logs, slurm/<time>/. */
+  dir: string;
+  arrays: Array<{ index: number; wave: number; jobId: string; tasks: string[]; after: string[] }>;
 }
 
-/** Writes the wave scripts and task lists; with `submit`, submits them with sbatch in order and returns the job ids. */
-export function submitSlurm(plan: SweepPlan, dir: string, options: Partial<SlurmOptions> & { submit: boolean; log?: (l: string) => void }): Array<SlurmWave & { jobId?: string; command: string[] }> {
-  const waves = slurmWaves(plan, dir, options);
-  fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
-  const ids = new Map<number, string>();
-  const out: Array<SlurmWave & { jobId?: string; command: string[] }> = [];
-  for (const w of waves) {
-    writeFileAtomic(w.file, w.script);
-    writeFileAtomic(w.file.replace(/\.sbatch$/, '.tasks'), `${w.tasks.join('\n')}\n`);
-    const dep = w.after.map((a) => ids.get(a) ?? `<wave ${a}>`);
-    const command = ['sbatch', '--parsable', ...(dep.length ? [`--dependency=afterok:${dep.join(':')}`] : []), w.file];
+function readSubmissions(dir: string): Submission[] {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(dir, 'slurm', 'submissions.json'), 'utf8')) as { submissions: Submission[] }).submissions;
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Writes the job scripts of the plan's unfinished tasks into a new submission folder
+ * (slurm/<time>/) and, with `submit`, submits them with sbatch in order, each afterok on the
+ * array elements it reads; the submission is added to slurm/submissions.json.
+ */
+export function submitSlurm(plan: SweepPlan, dir: string, options: Partial<SlurmOptions> & { submit: boolean; log?: (l: string) => void }): Array<SlurmArray & { jobId?: string; command: string[] }> {
+  const at = new Date().toISOString();
+  const subDir = path.join(dir, 'slurm', at.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z'));
+  const arrays = slurmArrays(plan, subDir, options);
+  fs.mkdirSync(path.join(subDir, 'logs'), { recursive: true });
+  const element = new Map<string, string>(); // task id → '<job>_<index>'
+  const out: Array<SlurmArray & { jobId?: string; command: string[] }> = [];
+  for (const a of arrays) {
+    writeFileAtomic(a.file, a.script);
+    const dep = a.after.map((d) => element.get(d) ?? `<${d}>`);
+    const command = ['sbatch', '--parsable', ...(dep.length ? [`--dependency=afterok:${dep.join(':')}`] : []), a.file];
     let jobId: string | undefined;
     if (options.submit) {
       try {
         jobId = execFileSync(command[0], command.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split(';')[0];
       } catch (e) {
         const err = e as { stderr?: string; message: string };
-        throw new Error(`sbatch ${w.file} failed: ${(err.stderr || err.message).trim().split('\n')[0]}${ids.size ? ` (waves already submitted: ${[...ids.values()].join(', ')}; cancel them with scancel)` : ''}`);
+        const done = out.map((x) => x.jobId).filter(Boolean);
+        throw new Error(`sbatch ${a.file} failed: ${(err.stderr || err.message).trim().split('\n')[0]}${done.length ? ` (already submitted: jobs ${done.join(', ')}; scancel them or let them run)` : ''}`);
       }
-      ids.set(w.wave, jobId);
+      a.tasks.forEach((t, i) => element.set(t, `${jobId}_${i}`));
     }
-    options.log?.(`${options.submit ? `submitted job ${jobId}` : 'would run'}: ${command.join(' ')}  (${w.tasks.length} task(s))`);
-    out.push({ ...w, jobId, command });
+    options.log?.(`${options.submit ? `submitted job ${jobId}` : 'would run'}: ${command.join(' ')}  (${a.tasks.length} task(s), wave ${a.wave})`);
+    out.push({ ...a, jobId, command });
   }
   if (options.submit) {
-    writeFileAtomic(path.join(dir, 'slurm', 'submitted.json'), JSON.stringify({ at: new Date().toISOString(), waves: out.map((w) => ({ wave: w.wave, jobId: w.jobId, tasks: w.tasks })) }, null, 1));
+    const all = readSubmissions(dir);
+    all.push({ at, dir: subDir, arrays: out.map((a) => ({ index: a.index, wave: a.wave, jobId: a.jobId!, tasks: a.tasks, after: a.after })) });
+    writeFileAtomic(path.join(dir, 'slurm', 'submissions.json'), `${JSON.stringify({ submissions: all }, null, 1)}\n`);
   }
   return out;
 }
@@ -356,67 +400,69 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Slurm's state of each array task of the submitted jobs (`squeue`), keyed '<job>_<index>'; empty without squeue. */
-function squeueStates(jobIds: string[]): Map<string, { state: string; reason: string }> {
+/** Slurm's state of each array element of the jobs (`squeue -r`), keyed '<job>_<index>'; undefined when squeue cannot be asked. */
+function squeueStates(jobIds: string[]): Map<string, { state: string; reason: string }> | undefined {
   const out = new Map<string, { state: string; reason: string }>();
   if (!jobIds.length) return out;
+  let text: string;
   try {
-    const text = execFileSync('squeue', ['-h', '-r', '-j', jobIds.join(','), '-o', '%i|%T|%r'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    for (const line of text.split('\n').filter(Boolean)) {
-      const [id, state, reason] = line.split('|');
-      out.set(id.trim(), { state: state.trim(), reason: reason.trim() });
-    }
+    // Every job in the queue, then ours picked out: `-j` fails outright once one id has left the queue.
+    text = execFileSync('squeue', ['-h', '-r', '-o', '%i|%T|%r'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch {
-    // no squeue here, or the jobs are gone: the status files tell the rest
+    return undefined;
+  }
+  const ours = new Set(jobIds);
+  for (const line of text.split('\n').filter(Boolean)) {
+    const [id, state, reason] = line.split('|');
+    if (ours.has(id.trim().split('_')[0])) out.set(id.trim(), { state: state.trim(), reason: (reason ?? '').trim() });
   }
   return out;
 }
 
-/** The sweep's submitted array tasks that Slurm still has queued or running ('<job>_<index>'), from slurm/submitted.json and squeue. */
+const ENDED = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL|PREEMPTED|BOOT_FAIL|DEADLINE)$/;
+
+/** The sweep's submitted array elements that Slurm still has queued or running ('<job>_<index>'). */
 export function activeJobs(dir: string): string[] {
-  let submitted: { waves: Array<{ jobId?: string }> };
-  try {
-    submitted = JSON.parse(fs.readFileSync(path.join(dir, 'slurm', 'submitted.json'), 'utf8'));
-  } catch {
-    return [];
-  }
-  const q = squeueStates(submitted.waves.map((w) => w.jobId).filter((x): x is string => !!x));
-  return [...q].filter(([, v]) => !/^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL|PREEMPTED|BOOT_FAIL|DEADLINE)$/.test(v.state)).map(([k]) => k);
+  const q = squeueStates(readSubmissions(dir).flatMap((s) => s.arrays.map((a) => a.jobId)));
+  return [...(q ?? [])].filter(([, v]) => !ENDED.test(v.state)).map(([k]) => k);
 }
 
 /**
- * Where every task of the sweep in `dir` stands: the cache (done / not), the task's last
- * attempt (running, failed with its error, or killed: its process is gone), and Slurm's queue
- * for submitted array tasks (queued, waiting on a dependency).
+ * Where every task of the sweep in `dir` stands: the cache (done or not), the task's last
+ * attempt (running, failed with its error, or killed: its process is gone — on another host
+ * known from Slurm's queue, else from the record lock's heartbeat), and Slurm's queue for
+ * submitted array elements (queued, waiting on a dependency, or ended without running).
  */
 export async function sweepStatus(dir: string): Promise<SweepStatusRow[]> {
   const plan = readPlan(dir);
+  for (const [k, v] of Object.entries(plan.env)) process.env[k] ??= v;
   const fresh = await planSweep(plan, plan.name);
   const statuses = readTaskStatuses(dir);
-  let submitted: { waves: Array<{ wave: number; jobId?: string; tasks: string[] }> } | undefined;
-  try {
-    submitted = JSON.parse(fs.readFileSync(path.join(dir, 'slurm', 'submitted.json'), 'utf8'));
-  } catch {
-    submitted = undefined;
-  }
-  const queue = squeueStates((submitted?.waves ?? []).map((w) => w.jobId).filter((x): x is string => !!x));
-  const arrayTask = new Map<string, string>();
-  for (const w of submitted?.waves ?? []) w.tasks.forEach((t, i) => arrayTask.set(t, `${w.jobId}_${i}`));
+  const subs = readSubmissions(dir);
+  const queue = squeueStates(subs.flatMap((s) => s.arrays.map((a) => a.jobId)));
+  const element = new Map<string, string>(); // newest submission wins
+  for (const s of subs) for (const a of s.arrays) a.tasks.forEach((t, i) => element.set(t, `${a.jobId}_${i}`));
+  const cache = new ResultCache(plan.cacheDir, { warn: () => {} });
   return fresh.tasks.map((t): SweepStatusRow => {
     const s = statuses.get(t.id);
-    const q = arrayTask.has(t.id) ? queue.get(arrayTask.get(t.id)!) : undefined;
-    if (t.state === 'done') return { id: t.id, state: 'done', detail: s?.host ? `${s.host}${s.slurmJob ? ` job ${s.slurmJob}` : ''}` : 'in the cache', seconds: s?.seconds ?? t.estimate };
+    const el = element.get(t.id);
+    const q = el ? queue?.get(el) : undefined;
+    const who = (x: TaskStatus) => `${x.host} pid ${x.pid}${x.slurmJob ? ` job ${x.slurmJob}` : ''}`;
+    if (t.state === 'done') return { id: t.id, state: 'done', detail: s?.host ? who(s) : 'in the cache', seconds: s?.seconds ?? t.estimate };
     if (s?.state === 'running') {
-      const alive = s.host !== os.hostname() || pidAlive(s.pid);
-      const inQueue = q?.state === 'RUNNING';
-      if (alive || inQueue) return { id: t.id, state: 'running', detail: `${s.host} pid ${s.pid}${s.slurmJob ? ` job ${s.slurmJob}` : ''} since ${s.startedAt}`, seconds: null };
-      return { id: t.id, state: 'killed', detail: `${s.host} pid ${s.pid}${s.slurmJob ? ` job ${s.slurmJob}` : ''} is gone (started ${s.startedAt}); a rerun resumes it`, seconds: null };
+      const lock = t.key ? cache.lockState(t.kind, t.key) : undefined;
+      const alive = s.host === os.hostname() ? pidAlive(s.pid)
+        : s.slurmJob && queue ? queue.get(s.slurmJob)?.state === 'RUNNING'
+        : lock ? !lock.stale : false;
+      if (alive) return { id: t.id, state: 'running', detail: `${who(s)} since ${s.startedAt}`, seconds: null };
+      return { id: t.id, state: 'killed', detail: `${who(s)} is gone (started ${s.startedAt}); a rerun resumes it`, seconds: null };
     }
-    if (q && (q.state === 'PENDING' || q.state === 'CONFIGURING')) {
-      return { id: t.id, state: q.reason.startsWith('Dependency') ? 'waiting' : 'queued', detail: `Slurm ${arrayTask.get(t.id)} ${q.state.toLowerCase()} (${q.reason})`, seconds: null };
+    if (q && !ENDED.test(q.state)) {
+      return { id: t.id, state: q.state === 'RUNNING' ? 'running' : q.reason.startsWith('Dependency') ? 'waiting' : 'queued', detail: `Slurm ${el} ${q.state.toLowerCase()} (${q.reason})`, seconds: null };
     }
-    if (s?.state === 'failed') return { id: t.id, state: 'failed', detail: s.error ?? 'failed', seconds: s.seconds ?? null };
-    return t.state === 'ready' ? { id: t.id, state: 'ready', detail: 'inputs done, not started', seconds: null } : { id: t.id, state: 'waiting', detail: `needs ${t.missing}`, seconds: null };
+    if (s?.state === 'failed') return { id: t.id, state: 'failed', detail: `${s.error ?? 'failed'} (${who(s)})`, seconds: s.seconds ?? null };
+    const ended = el && queue && !s ? ` (Slurm ${el} ended without running: cancelled, or an input failed)` : '';
+    return t.state === 'ready' ? { id: t.id, state: 'ready', detail: `inputs done, not started${ended}`, seconds: null } : { id: t.id, state: 'waiting', detail: `needs ${t.missing}${ended}`, seconds: null };
   });
 }
 
@@ -433,7 +479,7 @@ export function formatPlan(plan: SweepPlan): string[] {
       `${t.deps.length ? `; reads ${t.deps.map((d) => d.slice(d.indexOf('/') + 1)).join(', ')}` : ''}${t.state === 'waiting' && t.missing ? ` (missing: ${t.missing})` : ''}`),
     `${plan.tasks.length - left.length} of ${plan.tasks.length} done; left: ${left.length} task(s)` +
       (left.length === unknown ? (unknown ? ', no estimate yet (npm run sweep -- --measure times the stages here)' : '')
-        : `, about ${formatSeconds(est)} of compute from this machine's measurements${unknown ? ` + ${unknown} without an estimate (npm run sweep -- --measure)` : ''}`),
+        : `, about ${formatSeconds(est)} of compute (from measured stage times and finished records)${unknown ? ` + ${unknown} without an estimate (npm run sweep -- --measure)` : ''}`),
   ];
 }
 

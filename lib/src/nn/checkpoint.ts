@@ -131,6 +131,41 @@ function readCheckpointBytes(file: string): Buffer {
   }
 }
 
+/**
+ * The header of a checkpoint file alone (magic, format and version checked; the tensor data
+ * is neither read nor verified): cheap to call often, e.g. to see how far a training run got.
+ */
+export function readCheckpointHeader(file: string): CheckpointHeader {
+  const fail = (what: string) => new Error(`checkpoint ${file}: ${what}`);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw fail(`cannot read (${(e as Error).message})`);
+  }
+  try {
+    const head = Buffer.alloc(12);
+    if (fs.readSync(fd, head, 0, 12, 0) < 12 || !head.subarray(0, 8).equals(MAGIC)) throw fail(`not a ${CHECKPOINT_FORMAT} file (bad magic bytes)`);
+    const hlen = head.readUInt32LE(8);
+    const size = fs.fstatSync(fd).size;
+    if (12 + hlen > size) throw fail(`truncated: header length ${hlen} exceeds file size ${size}`);
+    const buf = Buffer.alloc(hlen);
+    fs.readSync(fd, buf, 0, hlen, 12);
+    let header: CheckpointHeader;
+    try {
+      header = JSON.parse(buf.toString('utf8')) as CheckpointHeader;
+    } catch (e) {
+      throw fail(`header is not valid JSON (${(e as Error).message})`);
+    }
+    if (header.format !== CHECKPOINT_FORMAT) throw fail(`format '${header.format}', expected '${CHECKPOINT_FORMAT}'`);
+    if (header.version !== CHECKPOINT_VERSION) throw fail(`version ${header.version}, this library reads version ${CHECKPOINT_VERSION}`);
+    header.config = completeModelConfig(header.config ?? {});
+    return header;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Parses and verifies (magic, version, sizes, SHA-256) a checkpoint file. */
 export function readCheckpoint(file: string): CheckpointData {
   const buf = readCheckpointBytes(file);

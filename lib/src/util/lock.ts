@@ -4,17 +4,20 @@
  *
  * A lock is a small JSON file (`LockInfo`: host, pid, start time, label). It is created
  * atomically with its content (written to a temp file, then hard-linked to the lock name,
- * which fails when the name exists), and kept alive by a heartbeat that touches its mtime.
+ * which fails when the name exists), and kept alive by a heartbeat that touches its mtime from
+ * a worker thread, so that a long synchronous computation on the main thread (a native kernel,
+ * an MRC epoch) cannot starve it.
  * A lock is taken over when its owner is known dead (same host, pid gone) or its heartbeat is
  * older than `staleMs` (another host, or a frozen owner). Takeover renames the stale file to a
- * unique tombstone first, so of several workers that judge the same lock stale only one wins.
- * A worker that loses its lock (taken over while it was frozen) is told by `held()` turning
- * false; what it publishes is still atomic, so the worst case is work done twice, never a
- * half-written record.
+ * unique tombstone first, so of several workers that judge the same lock stale only one wins;
+ * a contender that finds it renamed a different (fresh) lock than the one it judged puts it
+ * back. A worker that loses its lock anyway (frozen past `staleMs`) is told by `held()`
+ * turning false, and the record cache stops its computation at the next progress save.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 /** What a lock file holds. */
 export interface LockInfo {
@@ -94,6 +97,8 @@ function sameOwner(a: LockInfo, b: LockInfo): boolean {
 }
 
 let tmpCounter = 0;
+/** A name unique to this process on any host sharing the folder (pids repeat across hosts). */
+const uniqueSuffix = () => `${os.hostname()}-${process.pid}-${Date.now()}-${tmpCounter++}`;
 
 /**
  * Tries once to take the lock `file` (its folder is created). Returns the held lock, or
@@ -107,7 +112,7 @@ export function tryAcquireLock(file: string, options: Partial<LockOptions> = {})
     host: os.hostname(), pid: process.pid, startedAt: new Date().toISOString(), label: o.label,
     ...(process.env.SLURM_JOB_ID ? { slurmJob: process.env.SLURM_ARRAY_JOB_ID ? `${process.env.SLURM_ARRAY_JOB_ID}_${process.env.SLURM_ARRAY_TASK_ID}` : process.env.SLURM_JOB_ID } : {}),
   };
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}-${tmpCounter++}`;
+  const tmp = `${file}.tmp-${uniqueSuffix()}`;
   fs.writeFileSync(tmp, `${JSON.stringify(info)}\n`);
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -121,15 +126,24 @@ export function tryAcquireLock(file: string, options: Partial<LockOptions> = {})
       if (cur === undefined) continue; // released between our link and read: try again
       if (!cur.stale) return undefined;
       // Take over: only one of several contenders renames this very file; the others find it gone.
-      const tomb = `${file}.stale-${os.hostname()}-${process.pid}-${tmpCounter++}`;
+      const tomb = `${file}.stale-${uniqueSuffix()}`;
       try {
         fs.renameSync(file, tomb);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
         throw e;
       }
-      // If a contender had just replaced the stale file with its own lock, we renamed that one:
-      // it runs on without a file, sees held() false, and the work may be done twice. Rare, never corrupting.
+      const renamed = readLock(tomb, o.staleMs);
+      if (renamed && !sameOwner(renamed, cur)) {
+        // Between our read and our rename a contender took the lock over: give its lock back.
+        try {
+          fs.linkSync(tomb, file);
+        } catch {
+          // a third worker linked in meanwhile; the one we displaced sees held() false
+        }
+        fs.rmSync(tomb, { force: true });
+        return undefined;
+      }
       fs.rmSync(tomb, { force: true });
     }
     return undefined;
@@ -137,6 +151,21 @@ export function tryAcquireLock(file: string, options: Partial<LockOptions> = {})
     fs.rmSync(tmp, { force: true });
   }
 }
+
+// The heartbeat thread: touches the lock while it still names its owner.
+const HEARTBEAT = `
+const { workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const { file, owner, ms } = workerData;
+setInterval(() => {
+  try {
+    const cur = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (cur.host !== owner.host || cur.pid !== owner.pid || cur.startedAt !== owner.startedAt) return;
+    const now = new Date();
+    fs.utimesSync(file, now, now);
+  } catch {}
+}, ms);
+`;
 
 function heldLock(file: string, info: LockInfo, o: LockOptions): Lock {
   let released = false;
@@ -147,22 +176,14 @@ function heldLock(file: string, info: LockInfo, o: LockOptions): Lock {
       return false;
     }
   };
-  const timer = setInterval(() => {
-    if (!held()) return;
-    const now = new Date();
-    try {
-      fs.utimesSync(file, now, now);
-    } catch {
-      // gone between the check and the touch: held() reports it
-    }
-  }, o.heartbeatMs);
-  timer.unref();
+  const worker = new Worker(HEARTBEAT, { eval: true, workerData: { file, owner: info, ms: o.heartbeatMs } });
+  worker.unref();
   return {
     file, info, held,
     release() {
       if (released) return;
       released = true;
-      clearInterval(timer);
+      void worker.terminate();
       if (held()) fs.rmSync(file, { force: true });
     },
   };
