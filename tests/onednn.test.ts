@@ -10,6 +10,7 @@ import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../lib/src/engine/engine.js';
 import { mulberry32 } from '../lib/src/util/rng.js';
+import { batchNormEval } from '../lib/src/nn/batchnorm.js';
 import { ONEDNN_BN_KERNELS, onednnKernelStats, onednnPoolStats, resetOnednnKernelStats, tryRegisterOnednn } from '../lib/src/engine/onednn.js';
 
 const REQUIRE = process.env.RIFT_REQUIRE_ONEDNN === '1';
@@ -255,6 +256,40 @@ test('FusedBatchNorm (inference) matches cpu', { skip }, async () => {
     return [tf.batchNorm(x, mean, variance, offset, scale, 1e-3), tf.batchNorm(x, mean, variance, undefined, undefined, 1e-5)];
   });
   assertNative(['FusedBatchNorm']);
+});
+
+test('inference batch norm: the fused RiftScaleShift gives the two-op values and gradients bit for bit, and only the gradients asked for', { skip }, async () => {
+  await tf.setBackend('onednn');
+  for (const [i, shape] of [[4, 6, 6, 13], [2, 32, 32, 16], [1, 3, 3, 1]].entries()) {
+    const C = shape[3];
+    const make = () => ({
+      x: rand(shape, 190 + i).mul(3), gamma: rand([C], 191 + i), beta: rand([C], 192 + i),
+      mean: rand([C], 193 + i), variance: rand([C], 194 + i).abs().add(0.05), dy: rand(shape, 195 + i),
+    });
+    const run = (f: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, m: tf.Tensor, v: tf.Tensor) => tf.Tensor) => tf.tidy(() => {
+      const { x, gamma, beta, mean, variance, dy } = make();
+      const y = f(x, gamma, beta, mean, variance);
+      const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => f(a, g, b, mean, variance).mul(dy).sum())([x, gamma, beta]);
+      return [y, ...grads];
+    }).map((t) => { const v = t.dataSync() as Float32Array; t.dispose(); return v; });
+    resetOnednnKernelStats();
+    const fused = run((x, g, b, m, v) => batchNormEval(x as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, m as tf.Tensor1D, v as tf.Tensor1D, 1e-5));
+    assertNative(['RiftScaleShift']);
+    const composed = run((x, g, b, m, v) => {
+      const scale = tf.mul(g, tf.rsqrt(tf.add(v, 1e-5)));
+      return tf.add(tf.mul(x, scale), tf.sub(b, tf.mul(m, scale)));
+    });
+    ['y', 'dx', 'dgamma', 'dbeta'].forEach((n, k) => assert.deepEqual(fused[k], composed[k], `${shape} ${n}: bit-identical`));
+  }
+  // A gradient w.r.t. x alone (a PGD step) computes no per-channel reductions.
+  const before = tf.memory().numTensors;
+  resetOnednnKernelStats();
+  tf.tidy(() => {
+    const x = rand([2, 4, 4, 8], 200), g = rand([8], 201), b = rand([8], 202), m = rand([8], 203), v = rand([8], 204).abs().add(0.1);
+    tf.grad((a: tf.Tensor) => batchNormEval(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, m as tf.Tensor1D, v as tf.Tensor1D, 1e-5).sum())(x).dataSync();
+  });
+  assert.equal(onednnKernelStats().Sum?.calls ?? 0, 1, 'one Sum: the loss; none for dgamma or dbeta');
+  assert.equal(tf.memory().numTensors, before, 'no tensor leak');
 });
 
 /** Training batch norm composed from tf ops (the reference). */

@@ -443,6 +443,27 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
       b.makeTensorInfo([c], 'float32', dOffset)];
   };
 
+  /**
+   * y = x·scale + shift per channel (inference batch norm with folded statistics): one pass
+   * instead of a broadcast Multiply and a broadcast Add. Runs bnInfer with mean 0, variance 1
+   * and eps 0, whose per-channel factor is then exactly `scale` and offset exactly `shift`, so
+   * each output is float(float(x·scale) + shift), as the two separate ops compute it.
+   */
+  const scaleShift: Kernel = (() => {
+    const unit = new Map<number, { zero: Float32Array; one: Float32Array }>();
+    return (args) => {
+      const { x, scale, shift } = args.inputs as Record<'x' | 'scale' | 'shift', TensorInfo>;
+      const b = be(args);
+      const c = channels('RiftScaleShift', x, [scale, shift]);
+      const xv = need(b, x, 'RiftScaleShift');
+      let u = unit.get(c);
+      if (!u) unit.set(c, (u = { zero: new Float32Array(c), one: new Float32Array(c).fill(1) }));
+      const y = b.alloc(xv.length);
+      addon.bnInfer(xv, u.zero, u.one, need(b, scale, 'scale'), need(b, shift, 'shift'), y, xv.length / c, c, 0);
+      return b.makeTensorInfo([...x.shape], 'float32', y);
+    };
+  })();
+
   const kernels: Record<string, Kernel> = {
     Conv2D: conv2D('Conv2D'),
     FusedConv2D: conv2D('FusedConv2D'),
@@ -465,6 +486,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     FusedBatchNorm: fusedBatchNorm,
     RiftBatchNormTrain: bnTrain,
     RiftBatchNormTrainGrad: bnTrainGrad,
+    RiftScaleShift: scaleShift,
   };
   for (const [name, k] of Object.entries(kernels)) {
     const e = entry(name);

@@ -82,9 +82,32 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
 }
 
 /**
+ * y = x·scale + shift over the channels (last axis) of x, as one kernel where the backend has
+ * it (the native oneDNN backend registers `RiftScaleShift`). Its gradient is the one TF.js
+ * derives for `tf.add(tf.mul(x, scale), shift)`, op for op, and each closure runs only when
+ * its input needs a gradient (a PGD step asks for x's alone), so values and gradients equal
+ * the two-op form's.
+ */
+const SCALE_SHIFT = 'RiftScaleShift';
+tf.registerGradient({
+  kernelName: SCALE_SHIFT,
+  inputsToSave: ['x', 'scale'],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+    const [x, scale] = saved;
+    const g = dy as tf.Tensor;
+    return {
+      x: () => tf.mul(g, scale),
+      scale: () => tf.reshape(tf.sum(tf.mul(g, x), AXES), scale.shape),
+      shift: () => tf.reshape(tf.sum(g, AXES), scale.shape),
+    };
+  },
+});
+
+/**
  * Inference-mode batch norm with running statistics: y = x·γ/√(var+eps) + (β − mean·γ/√(var+eps)).
- * Plain broadcasting ops, so gradients flow to x, gamma and beta (MRC perturbs γ/β in eval mode).
- * Caller disposes the result.
+ * Gradients flow to x, gamma and beta (MRC perturbs γ/β in eval mode). The scale-and-shift is
+ * one fused kernel on the onednn backend, two broadcasting ops elsewhere; both give the same
+ * values and gradients. Caller disposes the result.
  */
 export function batchNormEval(
   x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D, eps: number,
@@ -92,6 +115,7 @@ export function batchNormEval(
   return tf.tidy(() => {
     const scale = tf.mul(gamma, tf.rsqrt(tf.add(runningVar, eps)));
     const shift = tf.sub(beta, tf.mul(runningMean, scale));
+    if (tf.getKernel(SCALE_SHIFT, tf.getBackend()) !== undefined) return tf.engine().runKernel(SCALE_SHIFT, { x, scale, shift }) as tf.Tensor4D;
     return tf.add(tf.mul(x, scale), shift) as tf.Tensor4D;
   });
 }
