@@ -25,6 +25,7 @@ import type { StageName } from './stage-bench.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { repoRoot, sweepsDir, defaultCacheDir } from '../util/paths.js';
 import { formatSeconds } from '../util/format.js';
+import { pidAlive } from '../util/lock.js';
 
 /** What a sweep is asked to compute: the grid's parameters. */
 export interface SweepSpec {
@@ -389,15 +390,6 @@ export interface SweepStatusRow {
   /** Who runs it, the error, or what it waits for. */
   detail: string;
   seconds: number | null;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Slurm's state of each array element of the jobs (`squeue -r`), keyed '<job>_<index>'; undefined when squeue cannot be asked. */

@@ -62,7 +62,8 @@ export interface LockState extends LockInfo {
   stale: boolean;
 }
 
-function pidAlive(pid: number): boolean {
+/** True when process `pid` runs on this host (or exists but belongs to another user). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
