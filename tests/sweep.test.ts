@@ -159,7 +159,7 @@ describe('smoke sweeps', () => {
   });
 
   const jupyter = jupyterMissing(ROOT);
-  test('after the sweep every notebook renders from the read-only cache (the grid holds every record the notebooks read)', {
+  test('after the sweep every notebook renders from the read-only cache (the grid holds every record the notebooks read), with the tables of a run that computes them', {
     skip: jupyter && process.env.RIFT_REQUIRE_JUPYTER !== '1' ? jupyter : false, timeout: 20 * 60_000,
   }, async () => {
     assert.equal(seq.code, 0);
@@ -168,6 +168,17 @@ describe('smoke sweeps', () => {
     assert.equal(r.code, 0, r.out.slice(-4000));
     assert.match(r.out, /render only: records from .*nothing computed/);
     assert.equal(records(seqCache).size, before, 'no record added');
+    // The tables are those of a sequential run: 03 (MRC) and 06 (Table 1) computed by the notebooks themselves.
+    const own = await cli('run-notebooks', ['--profile', 'smoke', '--cache', path.join(work, 'notebooks-own'), '--only', '03,06', '--no-pdf', '--report', path.join(work, 'report-own')], {}, 20 * 60_000);
+    assert.equal(own.code, 0, own.out.slice(-4000));
+    for (const nb of ['03-mrc', '06-table1']) {
+      const tables = fs.readdirSync(path.join(work, 'report-own', nb)).filter((f) => f.endsWith('.csv')).sort();
+      assert.ok(tables.length >= 3, `${nb} has tables`);
+      assert.deepEqual(fs.readdirSync(path.join(work, 'report', nb)).filter((f) => f.endsWith('.csv')).sort(), tables);
+      for (const t of tables) {
+        assert.equal(fs.readFileSync(path.join(work, 'report', nb, t), 'utf8'), fs.readFileSync(path.join(work, 'report-own', nb, t), 'utf8'), `${nb}/${t}: the swept table equals the notebook's own`);
+      }
+    }
     // And a render-only run on an empty cache fails at the first missing record, naming it.
     const empty = await cli('run-notebooks', ['--profile', 'smoke', '--cache', path.join(work, 'empty'), '--render-only', '--no-pdf', '--only', '03', '--report', path.join(work, 'report-empty')]);
     assert.equal(empty.code, 1);
