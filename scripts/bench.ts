@@ -71,6 +71,7 @@ const CLI = {
     backends: { type: 'string', arg: '<b,...>', help: `backends to measure, of ${BACKEND_ORDER.join(', ')} (default: all available but cpu)` },
     backend: { type: 'string', arg: '<b,...>', help: 'alias of --backends' },
     torch: { type: 'string', default: 'auto', arg: '<auto|on|off>', help: 'PyTorch yardstick: auto = when python3-torch is installed, on = required' },
+    rounds: { type: 'string', default: '1', arg: '<N>', help: 'repeat ours-then-PyTorch N times and report medians (for machines whose speed drifts)' },
     out: { type: 'string', arg: '<P>', help: 'write P.json and P.md' },
     ops: { type: 'boolean', default: false, help: 'instead of throughput: per-kernel time of one step of each task, ours beside torch.profiler\'s per aten op' },
   },
@@ -86,51 +87,78 @@ runMain(async () => {
   const requested = backendList === undefined ? undefined : choiceListArg('backends', backendList, BACKEND_ORDER);
 
   if (values.ops) return opsBreakdown({ widths, batches, iterations, requested, torchMode, out: values.out });
-  const rows: Array<BenchResult & { backend: string; threads: number }> = [];
+  const rounds = intArg('rounds', values.rounds, 1);
   const engines: EngineInfo[] = [];
   const candidates = requested ?? BACKEND_ORDER.filter((b) => b !== 'cpu');
-  for (const backend of candidates) {
-    let engine: EngineInfo;
-    try {
-      engine = await initEngine({ backend });
-    } catch (e) {
-      if (requested) throw e;
-      continue; // not available here: auto mode benchmarks what exists
+  // Each round measures ours and then PyTorch, so a ratio pairs numbers taken minutes apart,
+  // not a drifting machine's first and last quarter hour; the report takes medians over rounds.
+  const perRound: Array<{ ours: Array<BenchResult & { backend: string; threads: number }>; torch: TorchResult[] | null }> = [];
+  let torchInfo: { torch: string; threads: number } | null = null;
+  for (let round = 0; round < rounds; round++) {
+    const ours: Array<BenchResult & { backend: string; threads: number }> = [];
+    for (const backend of candidates) {
+      let engine: EngineInfo;
+      try {
+        engine = await initEngine({ backend });
+      } catch (e) {
+        if (requested) throw e;
+        continue; // not available here: auto mode benchmarks what exists
+      }
+      if (round === 0) engines.push(engine);
+      console.log(`${rounds > 1 ? `round ${round + 1}/${rounds}: ` : ''}backend ${engine.backend}: ${engine.threads} thread(s), cpu ${engine.cpu.model} x${engine.cpu.cores}`);
+      for (const width of widths) for (const batchSize of batches) for (const task of BENCH_TASKS) {
+        const r = await benchTask(task, { width, batchSize, iterations });
+        ours.push({ ...r, backend: engine.backend, threads: engine.threads });
+        console.log(`  w=${width} b=${batchSize} ${task}: ${r.imagesPerSecond === null ? `failed (${r.error})` : `${r.imagesPerSecond.toFixed(1)} img/s, ${r.gflops!.toFixed(1)} GFLOP/s`}`);
+      }
     }
-    engines.push(engine);
-    console.log(`backend ${engine.backend}: ${engine.threads} thread(s), cpu ${engine.cpu.model} x${engine.cpu.cores}`);
-    for (const width of widths) for (const batchSize of batches) for (const task of BENCH_TASKS) {
-      const r = await benchTask(task, { width, batchSize, iterations });
-      rows.push({ ...r, backend: engine.backend, threads: engine.threads });
-      console.log(`  w=${width} b=${batchSize} ${task}: ${r.imagesPerSecond === null ? `failed (${r.error})` : `${r.imagesPerSecond.toFixed(1)} img/s, ${r.gflops!.toFixed(1)} GFLOP/s`}`);
+    let torchRows: TorchResult[] | null = null;
+    if (torchMode !== 'off') {
+      const cfg = { widths, batches, threads: Math.max(...engines.map((e) => e.threads), 1), iterations, warmup: 1, maxSeconds: 30 };
+      const p = spawnSync(PYTHON, [path.join(__dirname, 'bench_torch.py'), JSON.stringify(cfg)], { env: { ...process.env, ...MALLOC }, encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (p.status === 0) {
+        const t = JSON.parse(p.stdout) as { torch: string; threads: number; results: TorchResult[] };
+        torchInfo = { torch: t.torch, threads: t.threads };
+        torchRows = t.results;
+      } else if (torchMode === 'on') throw new Error(`PyTorch yardstick failed (${PYTHON} scripts/bench_torch.py): ${p.stderr.trim().split('\n').pop()}`);
+      else console.log(`PyTorch yardstick skipped: ${p.error?.message ?? p.stderr.trim().split('\n').pop()} (apt-get install python3-torch)`);
     }
+    perRound.push({ ours, torch: torchRows });
   }
-
-  let torch: { torch: string; threads: number; results: TorchResult[] } | null = null;
-  const torchThreads = Math.max(...engines.map((e) => e.threads), 1);
-  if (torchMode !== 'off') {
-    const cfg = { widths, batches, threads: torchThreads, iterations, warmup: 1, maxSeconds: 30 };
-    const p = spawnSync(PYTHON, [path.join(__dirname, 'bench_torch.py'), JSON.stringify(cfg)], { env: { ...process.env, ...MALLOC }, encoding: 'utf8', maxBuffer: 1 << 24 });
-    if (p.status === 0) torch = JSON.parse(p.stdout);
-    else if (torchMode === 'on') throw new Error(`PyTorch yardstick failed (${PYTHON} scripts/bench_torch.py): ${p.stderr.trim().split('\n').pop()}`);
-    else console.log(`PyTorch yardstick skipped: ${p.error?.message ?? p.stderr.trim().split('\n').pop()} (apt-get install python3-torch)`);
-  }
+  const med = (xs: number[]) => { const v = [...xs].sort((x, y) => x - y); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+  const same = (a: { task: string; width: number; batchSize: number }, b: { task: string; width: number; batchSize: number }) => a.task === b.task && a.width === b.width && a.batchSize === b.batchSize;
+  // Rows of the first round, with each number the median over the rounds.
+  const rows = perRound[0].ours.map((r0) => {
+    const all = perRound.map((pr) => pr.ours.find((r) => r.backend === r0.backend && same(r, r0))).filter((r): r is BenchResult & { backend: string; threads: number } => !!r && r.imagesPerSecond !== null);
+    const ips = all.length ? med(all.map((r) => r.imagesPerSecond!)) : null;
+    const ratios = perRound.map((pr) => {
+      const t = pr.torch?.find((x) => same(x, r0));
+      const o = pr.ours.find((r) => r.backend === r0.backend && same(r, r0));
+      return t && o && o.imagesPerSecond !== null ? o.imagesPerSecond / t.imagesPerSecond : null;
+    }).filter((x): x is number => x !== null);
+    return { ...r0, imagesPerSecond: ips, gflops: ips === null || r0.gflops === null || r0.imagesPerSecond === null ? null : (r0.gflops * ips) / r0.imagesPerSecond, roundRatios: ratios };
+  });
+  const torch = torchInfo && perRound.some((p) => p.torch) ? {
+    ...torchInfo,
+    results: perRound.find((p) => p.torch)!.torch!.map((t0) => ({ ...t0, imagesPerSecond: med(perRound.map((p) => p.torch?.find((x) => same(x, t0))?.imagesPerSecond).filter((x): x is number => x !== undefined)) })),
+  } : null;
 
   const ref = (r: { task: string; width: number; batchSize: number }) => torch?.results.find((t) => t.task === r.task && t.width === r.width && t.batchSize === r.batchSize);
   const md: string[] = [
     `# Throughput (${new Date().toISOString()})`, '',
-    `CPU: ${engines[0]?.cpu.model ?? '?'} x${engines[0]?.cpu.cores ?? '?'}; PyTorch ${torch ? `${torch.torch}, ${torch.threads} threads` : 'not measured'}; median of ${iterations} timed iterations after 1 warm-up.`, '',
+    `CPU: ${engines[0]?.cpu.model ?? '?'} x${engines[0]?.cpu.cores ?? '?'}; PyTorch ${torch ? `${torch.torch}, ${torch.threads} threads` : 'not measured'}; median of ${iterations} timed iterations after 1 warm-up` +
+      `${rounds > 1 ? `; ${rounds} rounds, each ours then PyTorch: img/s are medians over the rounds, ours / PyTorch the median of the rounds' ratios [range]` : ''}.`, '',
     '| backend | threads | width | batch | task | img/s | GFLOP/s | PyTorch img/s | ours / PyTorch | peak RSS MiB |',
     '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const t = ref(r);
-    const ratio = t && r.imagesPerSecond !== null ? (r.imagesPerSecond / t.imagesPerSecond).toFixed(2) : '-';
+    const ratio = r.roundRatios.length ? `${med(r.roundRatios).toFixed(2)}${r.roundRatios.length > 1 ? ` [${Math.min(...r.roundRatios).toFixed(2)}–${Math.max(...r.roundRatios).toFixed(2)}]` : ''}` : '-';
     md.push(`| ${r.backend} | ${r.threads} | ${r.width} | ${r.batchSize} | ${r.task} | ${r.imagesPerSecond?.toFixed(1) ?? `failed: ${r.error}`} | ${r.gflops?.toFixed(1) ?? '-'} | ${t ? t.imagesPerSecond.toFixed(1) : '-'} | ${ratio} | ${r.maxRssMiB.toFixed(0)} |`);
   }
   console.log('\n' + md.slice(2).join('\n'));
   if (values.out) {
-    writeFileAtomic(`${values.out}.json`, JSON.stringify({ date: new Date().toISOString(), engines, results: rows, torch }, null, 2));
+    writeFileAtomic(`${values.out}.json`, JSON.stringify({ date: new Date().toISOString(), engines, rounds, results: rows, torch, perRound }, null, 2));
     writeFileAtomic(`${values.out}.md`, md.join('\n') + '\n');
     console.log(`wrote ${values.out}.json and ${values.out}.md`);
   }

@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { benchTask, forwardFlops } from '../lib/src/experiments/bench.js';
+import { benchTask, forwardFlops, profileTask } from '../lib/src/experiments/bench.js';
 import { benchStages, STAGE_NAMES } from '../lib/src/experiments/stage-bench.js';
 import { resolveConfig } from '../lib/src/experiments/config.js';
 import { createResNet18 } from '../lib/src/nn/model.js';
@@ -23,6 +23,21 @@ test('benchTask measures every task without leaking tensors', async () => {
     const r = await benchTask(task, { width: 0.125, batchSize: 4, iterations: 1, warmup: 1 });
     assert.ok(r.imagesPerSecond! > 0 && r.gflops! > 0 && r.times.length === 1, JSON.stringify(r));
   }
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test('profileTask: every kernel of a step timed, the kernels restored afterwards, no leaks', () => {
+  const backend = tf.getBackend();
+  const conv = tf.getKernel('Conv2D', backend)!.kernelFunc;
+  const before = tf.memory().numTensors;
+  const p = profileTask('train-step', { width: 0.125, batchSize: 4, repetitions: 2 });
+  assert.equal(p.backend, backend);
+  const names = p.kernels.map((k) => k.kernel);
+  for (const k of ['Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput']) assert.ok(names.includes(k), `${k} in ${names.join(', ')}`);
+  assert.equal(p.kernels.find((k) => k.kernel === 'Conv2D')!.calls, 20, 'ResNet-18: 20 convolutions per forward pass');
+  const inKernels = p.kernels.reduce((a, k) => a + k.ms, 0);
+  assert.ok(inKernels > 0 && inKernels <= p.totalMs + 1e-6 && Math.abs(p.outsideKernelsMs - (p.totalMs - inKernels)) < 1e-6);
+  assert.equal(tf.getKernel('Conv2D', backend)!.kernelFunc, conv, 'original kernel back in place');
   assert.equal(tf.memory().numTensors, before);
 });
 
