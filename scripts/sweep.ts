@@ -6,7 +6,7 @@ import { resolveConfig, parseOverrides } from '../lib/src/experiments/config.js'
 import { benchStages } from '../lib/src/experiments/stage-bench.js';
 import {
   planSweep, writePlan, readPlan, sweepDir, sweepSpec, defaultSweepName, formatPlan, runSweepLocal, runSweepTask, submitSlurm, sweepStatus,
-  stageTimesPath, activeJobs, DEFAULT_SLURM,
+  stageTimesPath, activeJobs, checkSlurmOptions, DEFAULT_SLURM,
 } from '../lib/src/experiments/sweep.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
 import { formatSeconds } from '../lib/src/util/format.js';
@@ -40,6 +40,8 @@ const CLI = {
     account: { type: 'string', arg: '<a>', help: 'Slurm --account' },
     time: { type: 'string', arg: '<t>', help: 'Slurm --time per task (e.g. 4:00:00)' },
     sbatch: { type: 'string', multiple: true, default: [] as string[], arg: '<--opt=v>', help: 'another sbatch option, verbatim (repeatable)' },
+    setup: { type: 'string', multiple: true, default: [] as string[], arg: '<shell line>', help: 'a line each array task runs before the record, e.g. \'module load cuda/11.2\' (repeatable)' },
+    node: { type: 'string', arg: '<cmd>', help: 'node on the compute nodes (default: this node\'s path; e.g. node to take it from PATH after --setup)' },
     ...IMPORT_OPTIONS,
     backend: COMMON_OPTIONS.backend,
     'run-task': { type: 'string', arg: '<sweep dir>', help: '(what a Slurm array task runs) run task --task of that sweep here' },
@@ -71,7 +73,18 @@ runMain(async () => {
   resolveConfig(values.profile, datasets[0], parseOverrides(values.set)); // checks profile and --set before anything runs
   const slurm = {
     cpus: intArg('cpus', values.cpus, 1), mem: values.mem, gpu: values.gpu, partition: values.partition, account: values.account, time: values.time, extra: values.sbatch,
+    setup: values.setup, node: values.node,
   };
+  if (!values.slurm) {
+    const given: string[] = [...(['gpu', 'partition', 'account', 'time', 'node'] as const).filter((k) => values[k]), ...(['sbatch', 'setup'] as const).filter((k) => values[k].length)];
+    if (given.length) throw new Error(`--${given.join(', --')} ${given.length > 1 ? 'go' : 'goes'} with --slurm`);
+  }
+  checkSlurmOptions(slurm);
+  if (values.slurm && values.gpu) {
+    let gpuBackend = true;
+    try { require.resolve('@tensorflow/tfjs-node-gpu'); } catch { gpuBackend = false; }
+    if (!gpuBackend) console.log('note: --gpu asks Slurm for a GPU per task, but @tensorflow/tfjs-node-gpu is not installed in this repository, so the tasks would run on the CPU backend (environment.md: tfjs-node-gpu on a CUDA machine)');
+  }
   importBasesFromArgs(values);
   const spec = sweepSpec({ profile: values.profile, datasets, set: values.set, only: values.only, cacheDir: values.cache });
   const name = values.name ?? defaultSweepName(spec);

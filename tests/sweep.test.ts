@@ -102,11 +102,15 @@ test('sweep CLI: bad options are one-line errors; --slurm --dry-run writes job a
   assert.match(bad.out, /^error: --only cifar10\/nope: no task of the grid is or starts with it/m);
   const two = await cli('sweep', ['--local', '--slurm', '--cache', cache]);
   assert.match(two.out, /^error: --local and --slurm: give one mode$/m);
+  const mem = await cli('sweep', ['--profile', 'smoke', '--slurm', '--dry-run', '--mem', 'lots', '--cache', cache]);
+  assert.match(mem.out, /^error: --mem must be a Slurm memory size such as 8G or 16000M, got 'lots'$/m);
+  const alone = await cli('sweep', ['--profile', 'smoke', '--partition', 'gpu', '--cache', cache]);
+  assert.match(alone.out, /^error: --partition goes with --slurm$/m);
   const none = await cli('sweep', ['--profile', 'smoke', '--status', '--cache', cache]);
   assert.match(none.out, /^error: no sweep 'smoke-cifar10\+cifar100' in .*sweeps/m);
 
   const r = await cli('sweep', ['--profile', 'smoke', '--dataset', 'cifar10', '--only', 'cifar10/rift/rift-bn/k1', '--cache', cache, '--slurm', '--dry-run',
-    '--cpus', '4', '--mem', '3G', '--gpu', '--partition', 'short', '--time', '1:00:00', '--sbatch=--qos=low']);
+    '--cpus', '4', '--mem', '3G', '--gpu', '--partition', 'short', '--time', '1:00:00', '--sbatch=--qos=low', '--setup', 'module load nodejs/20', '--node', 'node']);
   assert.equal(r.code, 0, r.out);
   const sub = r.out.match(/^scripts in (.*)$/m)?.[1];
   assert.ok(sub, r.out);
@@ -124,7 +128,8 @@ test('sweep CLI: bad options are one-line errors; --slurm --dry-run writes job a
       '#SBATCH --time=1:00:00', '#SBATCH --qos=low', '#SBATCH --kill-on-invalid-dep=yes', `export RIFT_CACHE_DIR=${cache}`, 'export RIFT_PROFILE=smoke']) {
       assert.ok(script.split('\n').includes(line), `${f} has '${line}':\n${script}`);
     }
-    assert.ok(script.trimEnd().endsWith(`--run-task ${dir} --task "$TASK"`), script);
+    assert.ok(script.trimEnd().endsWith(`exec node --import tsx scripts/sweep.ts --run-task ${dir} --task "$TASK"`), script);
+    assert.ok(script.indexOf('module load nodejs/20') > script.indexOf('esac') && script.indexOf('module load nodejs/20') < script.indexOf('exec node'), '--setup runs before the task');
   }
   assert.deepEqual(ran.sort(), todo.map((t) => t.id).sort(), 'every unfinished task in exactly one array');
   // The fine-tuning run waits on exactly the two array elements it reads, not on whole waves.
@@ -259,7 +264,7 @@ describe('smoke sweeps', () => {
       assert.equal(new ResultCache(cache).list('mrc').length, 0, 'MRC was killed before it finished');
       const mid = await cli('sweep', [...sel, '--status'], env);
       assert.match(mid.out, /^killed +cifar10\/mrc .*is gone .*a rerun resumes it$/m);
-      assert.match(mid.out, /^waiting +cifar10\/rift\/rift\/k1\/seed0 +needs mrc\//m);
+      assert.match(mid.out, /^waiting +cifar10\/rift\/rift\/k1\/seed0 +needs cifar10\/mrc /m);
 
       const second = await cli('sweep', args, env);
       assert.equal(second.code, 0, second.out);

@@ -118,6 +118,9 @@ export async function planSweep(spec: SweepSpec, name?: string): Promise<SweepPl
     const p = await probeTask(t, spec.cacheDir);
     planned.push({ id: t.id, kind: t.kind, wave: waves.get(t.id)!, deps: t.deps, notebooks: t.notebooks, what: t.what, ...p, estimate: null, estimateFrom: 'unknown' });
   }
+  // Name a missing record by the task that computes it, when the plan has it.
+  const byRecord = new Map(planned.filter((p) => p.key).map((p) => [`${p.kind}/${p.key}`, p.id]));
+  for (const p of planned) if (p.missing && byRecord.has(p.missing)) p.missing = byRecord.get(p.missing);
   for (const [i, p] of planned.entries()) {
     const t = tasks[i];
     const own = p.state === 'done' ? recordSeconds(cache, p.kind, p.key) : null;
@@ -257,10 +260,28 @@ export interface SlurmOptions {
   time?: string;
   /** Further sbatch options, verbatim (e.g. '--qos=long'). */
   extra: string[];
+  /** Shell lines run before the task on the node (e.g. 'module load cuda/11.2', 'source ~/venv/bin/activate'). Default none. */
+  setup: string[];
+  /** The node executable on the compute nodes. Default: this process's (`process.execPath`; the repository and it on a shared filesystem). */
+  node?: string;
 }
 
 /** Defaults of `SlurmOptions`. */
-export const DEFAULT_SLURM: SlurmOptions = { cpus: 2, mem: '8G', gpu: false, extra: [] };
+export const DEFAULT_SLURM: SlurmOptions = { cpus: 2, mem: '8G', gpu: false, extra: [], setup: [] };
+
+/**
+ * Checks Slurm options before any script is written: --mem a size (e.g. 8G, 16000M), --time one
+ * of Slurm's formats (minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]], UNLIMITED), every --sbatch an
+ * option (starting with '-'). Throws naming the option, what was expected and what was found.
+ */
+export function checkSlurmOptions(o: Partial<SlurmOptions>): void {
+  if (o.mem !== undefined && !/^\d+(\.\d+)?[KMGT]?$/i.test(o.mem)) throw new Error(`--mem must be a Slurm memory size such as 8G or 16000M, got '${o.mem}'`);
+  if (o.time !== undefined && !/^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|INFINITE)$/i.test(o.time)) {
+    throw new Error(`--time must be a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM:SS or UNLIMITED), got '${o.time}'`);
+  }
+  for (const x of o.extra ?? []) if (!x.startsWith('-')) throw new Error(`--sbatch takes one sbatch option such as --qos=long, got '${x}'`);
+  if (o.cpus !== undefined && !(Number.isInteger(o.cpus) && o.cpus >= 1)) throw new Error(`--cpus must be an integer ≥ 1, got ${o.cpus}`);
+}
 
 /** One job array: unfinished tasks of one wave that read the same unfinished records. */
 export interface SlurmArray {
@@ -286,6 +307,7 @@ const shq = (s: string) => (/^[A-Za-z0-9_./:=+-]+$/.test(s) ? s : `'${s.replace(
  */
 export function slurmArrays(plan: SweepPlan, submissionDir: string, options: Partial<SlurmOptions> = {}): SlurmArray[] {
   const o = { ...DEFAULT_SLURM, ...options };
+  checkSlurmOptions(o);
   if (/[\s%'"\\]/.test(submissionDir)) throw new Error(`sweep folder ${submissionDir}: Slurm output paths cannot hold spaces, quotes or '%'; use another --cache or --name`);
   const todo = plan.tasks.filter((t) => t.state !== 'done');
   const pending = new Set(todo.map((t) => t.id));
@@ -315,14 +337,15 @@ export function slurmArrays(plan: SweepPlan, submissionDir: string, options: Par
       ...o.extra.map((x) => `#SBATCH ${x}`),
       `# Sweep ${plan.name}, wave ${g.wave}: ${g.tasks.length} record(s)${g.after.length ? `, after ${g.after.join(', ')}` : ''}.`,
       'set -euo pipefail',
-      'case "$SLURM_ARRAY_TASK_ID" in',
+      'case "${SLURM_ARRAY_TASK_ID:-}" in',
       ...g.tasks.map((id, i) => `  ${i}) TASK=${shq(id)} ;;`),
-      '  *) echo "array task $SLURM_ARRAY_TASK_ID is not in this job" >&2; exit 2 ;;',
+      `  *) echo "array task '\${SLURM_ARRAY_TASK_ID:-}' is not in this job (0-${g.tasks.length - 1}): submit it with sbatch, or set SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;`,
       'esac',
+      ...(o.setup.length ? ['# --setup:', ...o.setup] : []),
       `cd ${shq(root)}`,
       ...Object.entries(env).map(([k, v]) => `export ${k}=${shq(v)}`),
       `export RIFT_THREADS="\${SLURM_CPUS_PER_TASK:-${o.cpus}}"`,
-      `exec ${shq(process.execPath)} --import tsx scripts/sweep.ts --run-task ${shq(path.dirname(path.dirname(submissionDir)))} --task "$TASK"`,
+      `exec ${o.node ? o.node : shq(process.execPath)} --import tsx scripts/sweep.ts --run-task ${shq(path.dirname(path.dirname(submissionDir)))} --task "$TASK"`,
       '',
     ];
     return { index, wave: g.wave, tasks: g.tasks, after: g.after, script: lines.join('\n'), file };
@@ -440,7 +463,7 @@ export async function sweepStatus(dir: string): Promise<SweepStatusRow[]> {
     const el = element.get(t.id);
     const q = el ? queue?.get(el) : undefined;
     const who = (x: TaskStatus) => `${x.host} pid ${x.pid}${x.slurmJob ? ` job ${x.slurmJob}` : ''}`;
-    if (t.state === 'done') return { id: t.id, state: 'done', detail: s?.host ? who(s) : 'in the cache', seconds: s?.seconds ?? t.estimate };
+    if (t.state === 'done') return { id: t.id, state: 'done', detail: s?.host ? who(s) : t.kind === 'base-train' ? `${t.what}: finished` : 'in the cache', seconds: s?.seconds ?? t.estimate };
     if (s?.state === 'running') {
       const lock = t.key ? cache.lockState(t.kind, t.key) : undefined;
       const alive = s.host === os.hostname() ? pidAlive(s.pid)
@@ -467,7 +490,7 @@ export function formatPlan(plan: SweepPlan): string[] {
   return [
     `sweep ${plan.name}: profile ${plan.profile}, ${plan.datasets.join(', ')}; cache ${plan.cacheDir}`,
     `${'wave'.padEnd(5)}${'state'.padEnd(9)}${'est.'.padStart(10)}  ${'task'.padEnd(width)}  notebooks`,
-    ...plan.tasks.map((t) => `${String(t.wave).padEnd(5)}${t.state.padEnd(9)}${(t.estimate === null ? '?' : formatSeconds(t.estimate)).padStart(10)}  ${t.id.padEnd(width)}  ${t.notebooks.join(', ')}` +
+    ...[...plan.tasks].sort((a, b) => a.wave - b.wave).map((t) => `${String(t.wave).padEnd(5)}${t.state.padEnd(9)}${(t.estimate === null ? '?' : formatSeconds(t.estimate)).padStart(10)}  ${t.id.padEnd(width)}  ${t.notebooks.join(', ')}` +
       `${t.deps.length ? `; reads ${t.deps.map((d) => d.slice(d.indexOf('/') + 1)).join(', ')}` : ''}${t.state === 'waiting' && t.missing ? ` (missing: ${t.missing})` : ''}`),
     `${plan.tasks.length - left.length} of ${plan.tasks.length} done; left: ${left.length} task(s)` +
       (left.length === unknown ? (unknown ? ', no estimate yet (npm run sweep -- --measure times the stages here)' : '')
