@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { initEngine, BACKEND_ORDER, type EngineInfo } from '../lib/src/engine/engine.js';
-import { benchTask, profileTask, BENCH_TASKS, type BenchResult, type BenchTask } from '../lib/src/experiments/bench.js';
+import { benchTask, profileTask, median, BENCH_TASKS, type BenchResult, type BenchTask } from '../lib/src/experiments/bench.js';
 import type { KernelProfile } from '../lib/src/engine/kernel-profile.js';
 import { runMain, parseCli, intArg, choiceArg, choiceListArg, type CliSpec, type CliOption } from './cli.js';
 import { writeFileAtomic } from '../lib/src/util/fs.js';
@@ -125,12 +125,11 @@ runMain(async () => {
     }
     perRound.push({ ours, torch: torchRows });
   }
-  const med = (xs: number[]) => { const v = [...xs].sort((x, y) => x - y); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
   const same = (a: { task: string; width: number; batchSize: number }, b: { task: string; width: number; batchSize: number }) => a.task === b.task && a.width === b.width && a.batchSize === b.batchSize;
   // Rows of the first round, with each number the median over the rounds.
   const rows = perRound[0].ours.map((r0) => {
     const all = perRound.map((pr) => pr.ours.find((r) => r.backend === r0.backend && same(r, r0))).filter((r): r is BenchResult & { backend: string; threads: number } => !!r && r.imagesPerSecond !== null);
-    const ips = all.length ? med(all.map((r) => r.imagesPerSecond!)) : null;
+    const ips = all.length ? median(all.map((r) => r.imagesPerSecond!)) : null;
     const ratios = perRound.map((pr) => {
       const t = pr.torch?.find((x) => same(x, r0));
       const o = pr.ours.find((r) => r.backend === r0.backend && same(r, r0));
@@ -140,7 +139,7 @@ runMain(async () => {
   });
   const torch = torchInfo && perRound.some((p) => p.torch) ? {
     ...torchInfo,
-    results: perRound.find((p) => p.torch)!.torch!.map((t0) => ({ ...t0, imagesPerSecond: med(perRound.map((p) => p.torch?.find((x) => same(x, t0))?.imagesPerSecond).filter((x): x is number => x !== undefined)) })),
+    results: perRound.find((p) => p.torch)!.torch!.map((t0) => ({ ...t0, imagesPerSecond: median(perRound.map((p) => p.torch?.find((x) => same(x, t0))?.imagesPerSecond).filter((x): x is number => x !== undefined)) })),
   } : null;
 
   const ref = (r: { task: string; width: number; batchSize: number }) => torch?.results.find((t) => t.task === r.task && t.width === r.width && t.batchSize === r.batchSize);
@@ -153,7 +152,7 @@ runMain(async () => {
   ];
   for (const r of rows) {
     const t = ref(r);
-    const ratio = r.roundRatios.length ? `${med(r.roundRatios).toFixed(2)}${r.roundRatios.length > 1 ? ` [${Math.min(...r.roundRatios).toFixed(2)}–${Math.max(...r.roundRatios).toFixed(2)}]` : ''}` : '-';
+    const ratio = r.roundRatios.length ? `${median(r.roundRatios).toFixed(2)}${r.roundRatios.length > 1 ? ` [${Math.min(...r.roundRatios).toFixed(2)}–${Math.max(...r.roundRatios).toFixed(2)}]` : ''}` : '-';
     md.push(`| ${r.backend} | ${r.threads} | ${r.width} | ${r.batchSize} | ${r.task} | ${r.imagesPerSecond?.toFixed(1) ?? `failed: ${r.error}`} | ${r.gflops?.toFixed(1) ?? '-'} | ${t ? t.imagesPerSecond.toFixed(1) : '-'} | ${ratio} | ${r.maxRssMiB.toFixed(0)} |`);
   }
   console.log('\n' + md.slice(2).join('\n'));

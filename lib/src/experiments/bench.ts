@@ -59,7 +59,8 @@ export function forwardFlops(model: Network): number {
   return 2 * model.macsPerImage();
 }
 
-function median(a: number[]): number {
+/** Median of a non-empty list (the mean of the middle two for an even length). */
+export function median(a: number[]): number {
   const s = [...a].sort((x, y) => x - y);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }

@@ -11,7 +11,9 @@
  *                           whatever the computation keeps there, e.g. per-epoch checkpoints)
  *
  *     <kind>/<key>.lock     the worker computing it (util/lock.ts: host, pid, heartbeat)
- *     journal.jsonl         one line per record computed and stored (kind, key, host, pid, seconds)
+ *     journal/<worker>.jsonl one line per record a worker computed and stored (kind, key, host,
+ *                           pid, seconds): one file per process, since appends from several
+ *                           hosts to one file are not atomic on NFS
  *
  * Writes are atomic (temp file + rename), so a crash never leaves a half-written record that
  * looks finished. Many workers can share one cache folder (a sweep on a cluster): a
@@ -156,12 +158,12 @@ export class MissingRecordError extends Error {
 /** Thrown by `getOrCompute` with `lock: 'skip'` when another live worker is computing the record. */
 export class RecordLockedError extends Error {
   constructor(readonly kind: string, readonly key: string, readonly owner: LockState) {
-    super(`result cache: ${kind}/${key} is being computed by ${owner.host} pid ${owner.pid}${owner.slurmJob ? ` (Slurm job ${owner.slurmJob})` : ''} since ${owner.startedAt}`);
+    super(`result cache: ${kind}/${key} is being computed by ${describeOwner(owner)} since ${owner.startedAt}`);
     this.name = 'RecordLockedError';
   }
 }
 
-/** One line of <dir>/journal.jsonl: a record computed and stored. */
+/** One line of <dir>/journal/<worker>.jsonl: a record computed and stored. */
 export interface JournalEntry {
   kind: string;
   key: string;
@@ -371,7 +373,7 @@ export class ResultCache {
         lock = await acquireLock(lockFile, lockOpts);
       }
     } else {
-      const onWait = (w: LockState) => this.warn(`result cache: ${kind}/${key} is being computed by ${w.host} pid ${w.pid}${w.slurmJob ? ` (Slurm job ${w.slurmJob})` : ''}; waiting for it`);
+      const onWait = (w: LockState) => this.warn(`result cache: ${kind}/${key} is being computed by ${describeOwner(w)}; waiting for it`);
       lock = await acquireLock(lockFile, { ...lockOpts, onWait, done: () => fs.existsSync(this.path(kind, key)) });
       if (!lock) {
         const theirs = this.getEnvelope<T>(kind, key);

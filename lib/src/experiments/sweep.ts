@@ -25,7 +25,7 @@ import type { StageName } from './stage-bench.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { repoRoot, sweepsDir, defaultCacheDir } from '../util/paths.js';
 import { formatSeconds } from '../util/format.js';
-import { pidAlive } from '../util/lock.js';
+import { pidAlive, slurmJobFromEnv } from '../util/lock.js';
 
 /** What a sweep is asked to compute: the grid's parameters. */
 export interface SweepSpec {
@@ -121,14 +121,15 @@ export async function planSweep(spec: SweepSpec, name?: string): Promise<SweepPl
   // Name a missing record by the task that computes it, when the plan has it.
   const byRecord = new Map(planned.filter((p) => p.key).map((p) => [`${p.kind}/${p.key}`, p.id]));
   for (const p of planned) if (p.missing && byRecord.has(p.missing)) p.missing = byRecord.get(p.missing);
+  // Each finished record's own seconds and each dataset's stage times, read once.
+  const measured = planned.map((p) => (p.state === 'done' ? recordSeconds(cache, p.kind, p.key) : null));
+  const stageTimes = new Map([...new Set(tasks.map((t) => t.dataset))].map((d) => [d, readStageTimes(spec.cacheDir, spec.profile, d)]));
   for (const [i, p] of planned.entries()) {
     const t = tasks[i];
-    const own = p.state === 'done' ? recordSeconds(cache, p.kind, p.key) : null;
-    const stages = readStageTimes(spec.cacheDir, spec.profile, t.dataset);
+    const stages = stageTimes.get(t.dataset);
     const fromStages = stages ? t.estimate(stages) : null;
-    const peers = planned.filter((q) => q.kind === p.kind && q.id.split('/')[0] === p.id.split('/')[0] && q.state === 'done')
-      .map((q) => recordSeconds(cache, q.kind, q.key)).filter((s): s is number => s !== null);
-    if (own !== null) Object.assign(p, { estimate: own, estimateFrom: 'record' });
+    const peers = planned.flatMap((q, j) => (q.kind === p.kind && tasks[j].dataset === t.dataset && measured[j] !== null ? [measured[j]!] : []));
+    if (measured[i] !== null) Object.assign(p, { estimate: measured[i], estimateFrom: 'record' });
     else if (fromStages !== null) Object.assign(p, { estimate: fromStages, estimateFrom: 'stage times' });
     else if (peers.length) Object.assign(p, { estimate: peers.reduce((a, b) => a + b, 0) / peers.length, estimateFrom: 'finished records' });
   }
@@ -219,7 +220,6 @@ export function readTaskStatuses(dir: string): Map<string, TaskStatus> {
   return out;
 }
 
-const slurmJob = () => (process.env.SLURM_ARRAY_JOB_ID ? `${process.env.SLURM_ARRAY_JOB_ID}_${process.env.SLURM_ARRAY_TASK_ID}` : process.env.SLURM_JOB_ID);
 
 /**
  * Runs task `id` of the sweep in `dir` in this process (what `--local` does for each task and
@@ -232,7 +232,7 @@ export async function runSweepTask(dir: string, id: string, options: { progress?
   if (!task) throw new Error(`sweep ${dir}: no task '${id}' in its grid`);
   for (const [k, v] of Object.entries(plan.env)) process.env[k] ??= v;
   const t0 = Date.now();
-  const base = { id, host: os.hostname(), pid: process.pid, ...(slurmJob() ? { slurmJob: slurmJob() } : {}), startedAt: new Date().toISOString() };
+  const base = { id, host: os.hostname(), pid: process.pid, ...(slurmJobFromEnv() ? { slurmJob: slurmJobFromEnv() } : {}), startedAt: new Date().toISOString() };
   writeFileAtomic(statusPath(dir, id), JSON.stringify({ ...base, state: 'running' } satisfies TaskStatus));
   try {
     const r = await task.run({ cache: new ResultCache(plan.cacheDir), progress: options.progress, log: options.log });

@@ -132,35 +132,49 @@ function readCheckpointBytes(file: string): Buffer {
 }
 
 /**
+ * The checked header of a checkpoint from its first bytes (`head`: at least the 12-byte
+ * preamble; `size`: the file's size), and where it ends. Magic, header length, JSON, format and
+ * version are checked; fields added after a checkpoint was written read with their defaults.
+ * When `head` holds only the preamble, only the header length is returned.
+ */
+function parseHeader(file: string, head: Buffer, size: number): { header?: CheckpointHeader; hlen: number } {
+  const fail = (what: string) => new Error(`checkpoint ${file}: ${what}`);
+  if (head.length < 12 || !head.subarray(0, 8).equals(MAGIC)) throw fail(`not a ${CHECKPOINT_FORMAT} file (bad magic bytes)`);
+  const hlen = head.readUInt32LE(8);
+  if (12 + hlen > size) throw fail(`truncated: header length ${hlen} exceeds file size ${size}`);
+  if (head.length < 12 + hlen) return { hlen };
+  let header: CheckpointHeader;
+  try {
+    header = JSON.parse(head.subarray(12, 12 + hlen).toString('utf8')) as CheckpointHeader;
+  } catch (e) {
+    throw fail(`header is not valid JSON (${(e as Error).message})`);
+  }
+  if (header.format !== CHECKPOINT_FORMAT) throw fail(`format '${header.format}', expected '${CHECKPOINT_FORMAT}'`);
+  if (header.version !== CHECKPOINT_VERSION) throw fail(`version ${header.version}, this library reads version ${CHECKPOINT_VERSION}`);
+  // Headers written before a config field existed (depth, normalization, …) read with its default.
+  header.config = completeModelConfig(header.config ?? {});
+  return { header, hlen };
+}
+
+/**
  * The header of a checkpoint file alone (magic, format and version checked; the tensor data
  * is neither read nor verified): cheap to call often, e.g. to see how far a training run got.
  */
 export function readCheckpointHeader(file: string): CheckpointHeader {
-  const fail = (what: string) => new Error(`checkpoint ${file}: ${what}`);
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    throw fail(`cannot read (${(e as Error).message})`);
+    throw new Error(`checkpoint ${file}: cannot read (${(e as Error).message})`);
   }
   try {
-    const head = Buffer.alloc(12);
-    if (fs.readSync(fd, head, 0, 12, 0) < 12 || !head.subarray(0, 8).equals(MAGIC)) throw fail(`not a ${CHECKPOINT_FORMAT} file (bad magic bytes)`);
-    const hlen = head.readUInt32LE(8);
     const size = fs.fstatSync(fd).size;
-    if (12 + hlen > size) throw fail(`truncated: header length ${hlen} exceeds file size ${size}`);
-    const buf = Buffer.alloc(hlen);
-    fs.readSync(fd, buf, 0, hlen, 12);
-    let header: CheckpointHeader;
-    try {
-      header = JSON.parse(buf.toString('utf8')) as CheckpointHeader;
-    } catch (e) {
-      throw fail(`header is not valid JSON (${(e as Error).message})`);
-    }
-    if (header.format !== CHECKPOINT_FORMAT) throw fail(`format '${header.format}', expected '${CHECKPOINT_FORMAT}'`);
-    if (header.version !== CHECKPOINT_VERSION) throw fail(`version ${header.version}, this library reads version ${CHECKPOINT_VERSION}`);
-    header.config = completeModelConfig(header.config ?? {});
-    return header;
+    const pre = Buffer.alloc(Math.min(12, size));
+    fs.readSync(fd, pre, 0, pre.length, 0);
+    const { hlen } = parseHeader(file, pre, size);
+    const head = Buffer.alloc(12 + hlen);
+    fs.readSync(fd, head, 0, head.length, 0);
+    return parseHeader(file, head, size).header!;
   } finally {
     fs.closeSync(fd);
   }
@@ -170,19 +184,7 @@ export function readCheckpointHeader(file: string): CheckpointHeader {
 export function readCheckpoint(file: string): CheckpointData {
   const buf = readCheckpointBytes(file);
   const fail = (what: string) => new Error(`checkpoint ${file}: ${what}`);
-  if (buf.length < 12 || !buf.subarray(0, 8).equals(MAGIC)) throw fail(`not a ${CHECKPOINT_FORMAT} file (bad magic bytes)`);
-  const hlen = buf.readUInt32LE(8);
-  if (12 + hlen > buf.length) throw fail(`truncated: header length ${hlen} exceeds file size ${buf.length}`);
-  let header: CheckpointHeader;
-  try {
-    header = JSON.parse(buf.subarray(12, 12 + hlen).toString('utf8')) as CheckpointHeader;
-  } catch (e) {
-    throw fail(`header is not valid JSON (${(e as Error).message})`);
-  }
-  if (header.format !== CHECKPOINT_FORMAT) throw fail(`format '${header.format}', expected '${CHECKPOINT_FORMAT}'`);
-  if (header.version !== CHECKPOINT_VERSION) throw fail(`version ${header.version}, this library reads version ${CHECKPOINT_VERSION}`);
-  // Headers written before a config field existed (depth, normalization, …) read with its default.
-  header.config = completeModelConfig(header.config ?? {});
+  const { header, hlen } = parseHeader(file, buf, buf.length) as { header: CheckpointHeader; hlen: number };
   const start = 12 + hlen + ((64 - ((12 + hlen) % 64)) % 64);
   const dataLen = header.tensors.reduce((a, t) => Math.max(a, t.offset + t.length * 4), 0);
   if (start + dataLen !== buf.length) throw fail(`truncated or padded: expected ${start + dataLen} bytes, file has ${buf.length}`);

@@ -62,6 +62,12 @@ export interface LockState extends LockInfo {
   stale: boolean;
 }
 
+/** This process's Slurm job, '<array job>_<array task>' for an array element, or undefined outside Slurm. */
+export function slurmJobFromEnv(): string | undefined {
+  const e = process.env;
+  return e.SLURM_ARRAY_JOB_ID ? `${e.SLURM_ARRAY_JOB_ID}_${e.SLURM_ARRAY_TASK_ID}` : e.SLURM_JOB_ID || undefined;
+}
+
 /** True when process `pid` runs on this host (or exists but belongs to another user). */
 export function pidAlive(pid: number): boolean {
   try {
@@ -103,7 +109,7 @@ const uniqueSuffix = () => `${os.hostname()}-${process.pid}-${Date.now()}-${tmpC
 
 /**
  * Tries once to take the lock `file` (its folder is created). Returns the held lock, or
- * undefined when a live owner holds it. A stale lock is taken over. The heartbeat timer does
+ * undefined when a live owner holds it. A stale lock is taken over. The heartbeat thread does
  * not keep the process alive; call `release()` when done (also on failure).
  */
 export function tryAcquireLock(file: string, options: Partial<LockOptions> = {}): Lock | undefined {
@@ -111,7 +117,7 @@ export function tryAcquireLock(file: string, options: Partial<LockOptions> = {})
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const info: LockInfo = {
     host: os.hostname(), pid: process.pid, startedAt: new Date().toISOString(), label: o.label,
-    ...(process.env.SLURM_JOB_ID ? { slurmJob: process.env.SLURM_ARRAY_JOB_ID ? `${process.env.SLURM_ARRAY_JOB_ID}_${process.env.SLURM_ARRAY_TASK_ID}` : process.env.SLURM_JOB_ID } : {}),
+    ...(slurmJobFromEnv() ? { slurmJob: slurmJobFromEnv() } : {}),
   };
   const tmp = `${file}.tmp-${uniqueSuffix()}`;
   fs.writeFileSync(tmp, `${JSON.stringify(info)}\n`);
