@@ -17,7 +17,9 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14", "-O2", "-O0"],
       # -fno-trapping-math lets GCC turn the selects of step/ReLU-gradient loops into branch-free
       # vector code (results are unchanged; only FP exception flags, which nothing reads, differ).
-      "cflags_cc": ["-std=c++17", "-O3", "-fno-trapping-math", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      # -ffp-contract=off: fused kernels round each multiply and add as the separate TF.js ops do,
+      # also when a build adds -march flags that make FMA available.
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-trapping-math", "-ffp-contract=off", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-ldnnl"],
       "conditions": [
         ["dnnl_include != ''", { "include_dirs": ["<(dnnl_include)"] }],

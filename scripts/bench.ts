@@ -20,8 +20,8 @@ interface TorchResult { task: string; width: number; batchSize: number; imagesPe
 const CATEGORIES: Array<[string, RegExp, RegExp]> = [
   ['conv forward', /^(Conv2D|FusedConv2D)$/, /^aten::(mkldnn_convolution|_convolution|convolution|conv2d|_slow_conv2d_forward|thnn_conv2d)$/],
   ['conv backward (input + filter)', /^Conv2DBackprop(Input|Filter)$/, /^aten::(convolution_backward|mkldnn_convolution_backward.*|_slow_conv2d_backward)$/],
-  ['batch norm (fwd + bwd)', /BatchNorm|^Rift(BN|Bn)/i, /^aten::(native_batch_norm|native_batch_norm_backward|_batch_norm_impl_index|batch_norm|cudnn_batch_norm|_native_batch_norm_legit.*|batch_norm_backward.*)$/],
-  ['relu (fwd + bwd)', /^(Relu|ReluGrad|Step)$/, /^aten::(relu_?|threshold_backward|clamp_min_?)$/],
+  ['batch norm (fwd + bwd; ours: with a fused ReLU and residual add)', /BatchNorm|^Rift(BN|Bn|ScaleShift)/i, /^aten::(native_batch_norm|native_batch_norm_backward|_batch_norm_impl_index|batch_norm|cudnn_batch_norm|_native_batch_norm_legit.*|batch_norm_backward.*)$/],
+  ['relu (fwd + bwd)', /^(Relu|ReluGrad|RiftReluGrad|Step)$/, /^aten::(relu_?|threshold_backward|clamp_min_?)$/],
   ['linear / matmul', /^(BatchMatMul|_FusedMatMul|MatMul)$/, /^aten::(addmm|mm|bmm|matmul|linear)$/],
   ['pooling', /^(AvgPool|AvgPoolGrad|MaxPool.*)$/, /^aten::(avg_pool2d.*|adaptive_avg_pool2d.*|_adaptive_avg_pool2d.*|mean)$/],
   ['elementwise (add, mul, sub, div, sign, clip)', /^(Add|AddN|Sub|Multiply|RealDiv|Sign|ClipByValue|Neg|Maximum|Minimum|Square|Sqrt|Rsqrt|Exp|Log|Cast|ZerosLike|OnesLike|Fill|Less|Greater.*|Equal|Select|Abs)$/,

@@ -10,7 +10,10 @@ import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../lib/src/engine/engine.js';
 import { mulberry32 } from '../lib/src/util/rng.js';
-import { batchNormEval } from '../lib/src/nn/batchnorm.js';
+import { batchNormEval, batchNormTrain, setActivationFusion } from '../lib/src/nn/batchnorm.js';
+import { createNetwork, type ModelConfig } from '../lib/src/nn/model.js';
+import { pgd } from '../lib/src/attacks/pgd.js';
+import { crossEntropy } from '../lib/src/nn/losses.js';
 import { ONEDNN_BN_KERNELS, onednnKernelStats, onednnPoolStats, resetOnednnKernelStats, tryRegisterOnednn } from '../lib/src/engine/onednn.js';
 
 const REQUIRE = process.env.RIFT_REQUIRE_ONEDNN === '1';
@@ -290,6 +293,107 @@ test('inference batch norm: the fused RiftScaleShift gives the two-op values and
   });
   assert.equal(onednnKernelStats().Sum?.calls ?? 0, 1, 'one Sum: the loss; none for dgamma or dbeta');
   assert.equal(tf.memory().numTensors, before, 'no tensor leak');
+});
+
+/** Values of every tensor f returns (run in a tidy), copied out; nothing left behind. */
+function valuesOf(f: () => tf.Tensor[]): Float32Array[] {
+  return tf.tidy(f).map((t) => { const v = (t.dataSync() as Float32Array).slice(); t.dispose(); return v; });
+}
+
+/** Runs f with the batch norm's activation fused (onednn kernels) and composed from separate ops. */
+function fusedAndComposed<T>(f: () => T): { fused: T; composed: T } {
+  const fused = f();
+  setActivationFusion(false);
+  try {
+    return { fused, composed: f() };
+  } finally {
+    setActivationFusion(true);
+  }
+}
+
+test('batch norm with ReLU and a residual add: the fused kernels give the separate ops\' values and gradients bit for bit (eval and training mode)', { skip }, async () => {
+  await tf.setBackend('onednn');
+  for (const [i, shape] of [[4, 6, 6, 13], [2, 32, 32, 16], [1, 3, 3, 1]].entries()) {
+    const C = shape[3];
+    for (const residual of [false, true]) {
+      const inputs = () => ({
+        x: rand(shape, 210 + i).mul(3), gamma: rand([C], 211 + i), beta: rand([C], 212 + i),
+        mean: rand([C], 213 + i), variance: rand([C], 214 + i).abs().add(0.05), r: rand(shape, 215 + i), dy: rand(shape, 216 + i),
+      });
+      for (const mode of ['eval', 'train'] as const) {
+        const run = () => valuesOf(() => {
+          const { x, gamma, beta, mean, variance, r, dy } = inputs();
+          const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor, res: tf.Tensor) => {
+            const act = { relu: true, ...(residual ? { residual: res as tf.Tensor4D } : {}) };
+            return mode === 'eval'
+              ? batchNormEval(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, mean as tf.Tensor1D, variance as tf.Tensor1D, 1e-5, act)
+              : batchNormTrain(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5, act).y;
+          };
+          const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor, res?: tf.Tensor) => f(a, g, b, res ?? r).mul(dy).sum();
+          const grads = tf.grads(loss)(residual ? [x, gamma, beta, r] : [x, gamma, beta]);
+          return [f(x, gamma, beta, r), ...grads];
+        });
+        resetOnednnKernelStats();
+        const { fused, composed } = fusedAndComposed(run);
+        const names = ['y', 'dx', 'dgamma', 'dbeta', 'dresidual'].slice(0, residual ? 5 : 4);
+        assert.equal(fused.length, names.length);
+        names.forEach((n, k) => assert.deepEqual(fused[k], composed[k], `${mode} ${shape}${residual ? ' + residual' : ''} ${n}: bit-identical`));
+        // Some outputs must be clipped by the ReLU, or the test would not test it.
+        assert.ok(fused[0].some((v) => v === 0) && fused[0].some((v) => v > 0), 'ReLU active on part of the output');
+      }
+    }
+  }
+  // Fused: no Relu kernel forward, one kernel for the x-gradient in eval mode, no leak.
+  const before = tf.memory().numTensors;
+  resetOnednnKernelStats();
+  tf.tidy(() => {
+    const x = rand([2, 4, 4, 8], 220), g = rand([8], 221), b = rand([8], 222), m = rand([8], 223), v = rand([8], 224).abs().add(0.1);
+    tf.grad((a: tf.Tensor) => batchNormEval(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, m as tf.Tensor1D, v as tf.Tensor1D, 1e-5, { relu: true }).sum())(x).dataSync();
+  });
+  const st = onednnKernelStats();
+  assert.equal(st.Relu?.calls ?? 0, 0, 'no separate Relu');
+  assert.equal(st.RiftScaleShiftReluGrad?.calls, 1, 'the x-gradient is one kernel');
+  assert.equal(st.Sum?.calls ?? 0, 1, 'one Sum: the loss; none for dgamma or dbeta');
+  assert.equal(tf.memory().numTensors, before, 'no tensor leak');
+});
+
+test('whole networks (ResNet-18, PreActResNet-18, WideResNet): logits, PGD examples and parameter gradients are bit-identical with and without the fused batch norm + ReLU', { skip }, async () => {
+  await tf.setBackend('onednn');
+  const r = mulberry32(5);
+  const x = tf.tensor4d(Float32Array.from({ length: 4 * 32 * 32 * 3 }, () => r()), [4, 32, 32, 3]);
+  const y = tf.tensor1d([0, 3, 5, 9], 'int32');
+  const configs: Array<Partial<ModelConfig>> = [
+    { arch: 'resnet18', width: 0.125 },
+    { arch: 'preact-resnet18', width: 0.125, finalBn: true, preactShortcut: 'preact' },
+    { arch: 'wide-resnet', depth: 10, width: 1 },
+  ];
+  for (const [i, config] of configs.entries()) {
+    const m = createNetwork(config, 30 + i);
+    // BN statistics away from (0, 1) so that eval mode differs from a plain scale.
+    const vars = m.modules().flatMap((mod) => mod.entries).filter((e) => e.role === 'running_var').map((e) => [e.key, tf.fill(e.shape, 0.7)] as const);
+    m.write(new Map(vars));
+    tf.dispose(vars.map(([, t]) => t));
+    const run = () => valuesOf(() => {
+      const out: tf.Tensor[] = [m.forward(x), pgd(m, x, y, { eps: 8 / 255, alpha: 2 / 255, steps: 2, randomStart: true, seed: 1 })];
+      for (const training of [false, true]) {
+        m.setBNMode('all', 'batch');
+        const { grads } = tf.variableGrads(() => crossEntropy(m.forward(x, { training }), y), m.trainableVariables());
+        out.push(...Object.values(grads));
+      }
+      return out;
+    });
+    resetOnednnKernelStats();
+    const { fused, composed } = fusedAndComposed(() => {
+      const before = tf.memory().numTensors;
+      const v = run();
+      assert.equal(tf.memory().numTensors, before, `${config.arch}: no tensor leak`);
+      return v;
+    });
+    assert.equal(fused.length, composed.length);
+    fused.forEach((v, k) => assert.deepEqual(v, composed[k], `${config.arch}: output ${k} (0 logits, 1 PGD, then gradients) bit-identical`));
+    m.dispose();
+  }
+  tf.dispose([x, y]);
 });
 
 /** Training batch norm composed from tf ops (the reference). */

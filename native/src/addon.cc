@@ -285,7 +285,7 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// bnTrain(x, scale, offset, y, mean, variance, m, c, eps)
+// bnTrain(x, scale, offset, y, mean, variance, m, c, eps[, residual|null, relu])
 Napi::Value BnTrain(const Napi::CallbackInfo& info) {
   const int64_t m = int_arg(info, 6, "m"), c = int_arg(info, 7, "c");
   if (m < 1 || c < 1) throw Napi::RangeError::New(info.Env(), "bnTrain: empty input");
@@ -295,11 +295,13 @@ Napi::Value BnTrain(const Napi::CallbackInfo& info) {
   float* y = f32_arg(info, 3, "y", m * c);
   float* mean = f32_arg(info, 4, "mean", c);
   float* var = f32_arg(info, 5, "variance", c);
-  rift::bn_train_forward(x, scale, offset, y, mean, var, m, c, float(num_arg(info, 8, "eps")));
+  const float* residual = optional_f32_arg(info, 9, "residual", m * c);
+  rift::bn_train_forward(x, scale, offset, y, mean, var, m, c, float(num_arg(info, 8, "eps")), residual,
+                         info.Length() > 10 && info[10].ToBoolean().Value());
   return info.Env().Undefined();
 }
 
-// bnTrainGrad(dy, x, scale, mean, variance, dx, dscale, doffset, m, c, eps)
+// bnTrainGrad(dy, x, scale, mean, variance, dx, dscale, doffset, m, c, eps[, yAct|null])
 Napi::Value BnTrainGrad(const Napi::CallbackInfo& info) {
   const int64_t m = int_arg(info, 8, "m"), c = int_arg(info, 9, "c");
   if (m < 1 || c < 1) throw Napi::RangeError::New(info.Env(), "bnTrainGrad: empty input");
@@ -311,7 +313,8 @@ Napi::Value BnTrainGrad(const Napi::CallbackInfo& info) {
   float* dx = f32_arg(info, 5, "dx", m * c);
   float* dscale = f32_arg(info, 6, "dscale", c);
   float* doffset = f32_arg(info, 7, "doffset", c);
-  rift::bn_train_backward(dy, x, scale, mean, var, dx, dscale, doffset, m, c, float(num_arg(info, 10, "eps")));
+  const float* y_act = optional_f32_arg(info, 11, "yAct", m * c);
+  rift::bn_train_backward(dy, x, scale, mean, var, dx, dscale, doffset, m, c, float(num_arg(info, 10, "eps")), y_act);
   return info.Env().Undefined();
 }
 
@@ -326,6 +329,31 @@ Napi::Value BnInfer(const Napi::CallbackInfo& info) {
   const float* offset = optional_f32_arg(info, 4, "offset", c);
   float* y = f32_arg(info, 5, "y", m * c);
   rift::bn_infer(x, mean, var, scale, offset, y, m, c, float(num_arg(info, 8, "eps")));
+  return info.Env().Undefined();
+}
+
+// scaleShiftAct(x, scale, shift, residual|null, relu, y, m, c)
+Napi::Value ScaleShiftAct(const Napi::CallbackInfo& info) {
+  const int64_t m = int_arg(info, 6, "m"), c = int_arg(info, 7, "c");
+  if (m < 0 || c < 1) throw Napi::RangeError::New(info.Env(), "scaleShiftAct: bad size");
+  const float* x = f32_arg(info, 0, "x", m * c);
+  const float* scale = f32_arg(info, 1, "scale", c);
+  const float* shift = f32_arg(info, 2, "shift", c);
+  const float* residual = optional_f32_arg(info, 3, "residual", m * c);
+  float* y = f32_arg(info, 5, "y", m * c);
+  rift::scale_shift_act(x, scale, shift, residual, info[4].ToBoolean().Value(), y, m, c);
+  return info.Env().Undefined();
+}
+
+// scaleShiftReluGrad(dy, y, scale, dx, m, c)
+Napi::Value ScaleShiftReluGrad(const Napi::CallbackInfo& info) {
+  const int64_t m = int_arg(info, 4, "m"), c = int_arg(info, 5, "c");
+  if (m < 0 || c < 1) throw Napi::RangeError::New(info.Env(), "scaleShiftReluGrad: bad size");
+  const float* dy = f32_arg(info, 0, "dy", m * c);
+  const float* y = f32_arg(info, 1, "y", m * c);
+  const float* scale = f32_arg(info, 2, "scale", c);
+  float* dx = f32_arg(info, 3, "dx", m * c);
+  rift::scale_shift_relu_grad(dy, y, scale, dx, m, c);
   return info.Env().Undefined();
 }
 
@@ -351,6 +379,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def("bnTrain", guarded<BnTrain>);
   def("bnTrainGrad", guarded<BnTrainGrad>);
   def("bnInfer", guarded<BnInfer>);
+  def("scaleShiftAct", guarded<ScaleShiftAct>);
+  def("scaleShiftReluGrad", guarded<ScaleShiftReluGrad>);
   return exports;
 }
 

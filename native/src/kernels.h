@@ -84,13 +84,23 @@ void reduce_sum_middle(const float* x, float* out, int64_t a, int64_t r, int64_t
 
 /**
  * Batch-norm training forward over x viewed as [m, c]: per-channel batch mean and biased
- * variance (÷ m), y = (x − mean)/sqrt(var + eps)·scale + offset.
+ * variance (÷ m), y = (x − mean)/sqrt(var + eps)·scale + offset, then + residual[m, c] when it
+ * is not null, then ReLU when relu (each rounded as the separate ops round).
  */
 void bn_train_forward(const float* x, const float* scale, const float* offset, float* y, float* mean,
-                      float* var, int64_t m, int64_t c, float eps);
-/** Closed-form backward of bn_train_forward given its saved mean/var. */
+                      float* var, int64_t m, int64_t c, float eps, const float* residual, bool relu);
+/**
+ * Closed-form backward of bn_train_forward given its saved mean/var. With y_act (the output of a
+ * forward with relu) the incoming gradient is first masked by ReLU's gradient, dy·step(y_act),
+ * as the separate ReLU gradient would do it.
+ */
 void bn_train_backward(const float* dy, const float* x, const float* scale, const float* mean, const float* var,
-                       float* dx, float* dscale, float* doffset, int64_t m, int64_t c, float eps);
+                       float* dx, float* dscale, float* doffset, int64_t m, int64_t c, float eps, const float* y_act);
+/** y = act(x·scale + shift [+ residual]) per channel over x viewed as [m, c]; residual may be null. */
+void scale_shift_act(const float* x, const float* scale, const float* shift, const float* residual, bool relu, float* y,
+                     int64_t m, int64_t c);
+/** dx = (dy·step(y))·scale: the x-gradient of scale_shift_act with relu, from its output y. */
+void scale_shift_relu_grad(const float* dy, const float* y, const float* scale, float* dx, int64_t m, int64_t c);
 /** Inference batch norm with given statistics; scale/offset may be null (1 / 0). */
 void bn_infer(const float* x, const float* mean, const float* var, const float* scale, const float* offset,
               float* y, int64_t m, int64_t c, float eps);

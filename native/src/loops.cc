@@ -37,6 +37,12 @@ int thread_id() {
 #endif
 }
 
+// TF.js's Relu (Math.max(0, v): NaN kept, −0 → +0) and its gradient dy·step(v) (dy·1 where v > 0,
+// dy·0 elsewhere, which keeps −0 and turns an Inf/NaN dy into NaN, like the product; NaN where v
+// is NaN). step(relu(u)) = step(u), so the gradient can be taken at ReLU's output as at its input.
+inline float relu_of(float v) { return v > 0.f ? v : (v == v ? 0.f : v); }
+inline float relu_grad_of(float g, float v) { return v > 0.f ? g : (v == v ? g * 0.f : v); }
+
 /**
  * Per-thread double accumulators [arrays][threads][c], zeroed; freed with the object. Each
  * thread's block starts on its own 64-byte cache line: threads add into these in their inner
@@ -148,6 +154,33 @@ void binary_impl(F f, const float* a, const float* b, float* out, int rank, cons
   }
 }
 
+
+/**
+ * y = act(x·mul + add [+ residual]) per channel over x viewed as [m, c], rounded op by op as the
+ * separate Multiply, Add, Add and Relu kernels round (the build does not contract to FMA).
+ */
+void apply_scale_shift(const float* x, const float* mul, const float* add, const float* residual, bool relu, float* y,
+                       int64_t m, int64_t c, int threads) {
+  split_rows(m, c, threads, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; i++) {
+      const float* __restrict xi = x + i * c;
+      float* __restrict yi = y + i * c;
+      if (residual != nullptr) {
+        const float* __restrict ri = residual + i * c;
+        if (relu) {
+          for (int64_t k = 0; k < c; k++) yi[k] = relu_of((xi[k] * mul[k] + add[k]) + ri[k]);
+        } else {
+          for (int64_t k = 0; k < c; k++) yi[k] = (xi[k] * mul[k] + add[k]) + ri[k];
+        }
+      } else if (relu) {
+        for (int64_t k = 0; k < c; k++) yi[k] = relu_of(xi[k] * mul[k] + add[k]);
+      } else {
+        for (int64_t k = 0; k < c; k++) yi[k] = xi[k] * mul[k] + add[k];
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void binary(BinaryOp op, const float* a, const float* b, float* out, int rank, const int64_t* dims, const int64_t* sa,
@@ -181,7 +214,7 @@ void unary(UnaryOp op, const float* x, float* y, int64_t n, double a, double b) 
   // branches. A branch per element would mispredict half the time on random-sign activations.
   switch (op) {
     // Math.max(0, v): NaN kept, −0 → +0.
-    case UnaryOp::Relu: return map_unary([](float v) { return v > 0.f ? v : (v == v ? 0.f : v); }, x, y, n);
+    case UnaryOp::Relu: return map_unary([](float v) { return relu_of(v); }, x, y, n);
     case UnaryOp::Step: {
       const float alpha = float(a);
       return map_unary([alpha](float v) { return v > 0.f ? 1.f : (v == v ? alpha : v); }, x, y, n);
@@ -200,13 +233,8 @@ void unary(UnaryOp op, const float* x, float* y, int64_t n, double a, double b) 
 }
 
 void relu_grad(const float* dy, const float* x, float* dx, int64_t n) {
-  // dy·1 where x > 0; dy·0 elsewhere (keeps −0 and turns an Inf/NaN dy into NaN, like the
-  // product); NaN where x is NaN (step(NaN) = NaN).
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i], g = dy[i];
-    dx[i] = v > 0.f ? g : (v == v ? g * 0.f : v);  // vectorised selects, see unary()
-  }
+  for (int64_t i = 0; i < n; i++) dx[i] = relu_grad_of(dy[i], x[i]);  // vectorised selects, see unary()
 }
 
 void reduce_sum_middle(const float* x, float* out, int64_t a, int64_t r, int64_t c, double scale) {
@@ -244,7 +272,7 @@ void reduce_sum_middle(const float* x, float* out, int64_t a, int64_t r, int64_t
 }
 
 void bn_train_forward(const float* x, const float* scale, const float* offset, float* y, float* mean, float* var,
-                      int64_t m, int64_t c, float eps) {
+                      int64_t m, int64_t c, float eps, const float* residual, bool relu) {
   if (m <= 0) throw std::invalid_argument("bn_train_forward: empty batch");
   const int threads = max_threads();
   Partials p(threads, c, 2);
@@ -270,17 +298,11 @@ void bn_train_forward(const float* x, const float* scale, const float* offset, f
     mul[size_t(k)] = float(g);
     add[size_t(k)] = float(double(offset[k]) - double(mean[k]) * g);
   }
-  split_rows(m, c, threads, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; i++) {
-      const float* xi = x + i * c;
-      float* yi = y + i * c;
-      for (int64_t k = 0; k < c; k++) yi[k] = xi[k] * mul[size_t(k)] + add[size_t(k)];
-    }
-  });
+  apply_scale_shift(x, mul.data(), add.data(), residual, relu, y, m, c, threads);
 }
 
-void bn_train_backward(const float* dy, const float* x, const float* scale, const float* mean, const float* var,
-                       float* dx, float* dscale, float* doffset, int64_t m, int64_t c, float eps) {
+void bn_train_backward(const float* dy_in, const float* x, const float* scale, const float* mean, const float* var,
+                       float* dx, float* dscale, float* doffset, int64_t m, int64_t c, float eps, const float* y_act) {
   if (m <= 0) throw std::invalid_argument("bn_train_backward: empty batch");
   const int threads = max_threads();
   Partials p(threads, c, 2);
@@ -288,11 +310,13 @@ void bn_train_backward(const float* dy, const float* x, const float* scale, cons
     double* sdy = p.at(t, 0);
     double* sdyx = p.at(t, 1);
     for (int64_t i = b; i < e; i++) {
-      const float* dyi = dy + i * c;
+      const float* dyi = dy_in + i * c;
       const float* xi = x + i * c;
+      const float* ai = y_act != nullptr ? y_act + i * c : nullptr;
       for (int64_t k = 0; k < c; k++) {
-        sdy[k] += dyi[k];
-        sdyx[k] += double(dyi[k]) * double(xi[k] - mean[k]);
+        const float d = ai != nullptr ? relu_grad_of(dyi[k], ai[k]) : dyi[k];
+        sdy[k] += d;
+        sdyx[k] += double(d) * double(xi[k] - mean[k]);
       }
     }
   });
@@ -312,10 +336,15 @@ void bn_train_backward(const float* dy, const float* x, const float* scale, cons
   }
   split_rows(m, c, threads, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; i++) {
-      const float* dyi = dy + i * c;
+      const float* dyi = dy_in + i * c;
       const float* xi = x + i * c;
+      const float* ai = y_act != nullptr ? y_act + i * c : nullptr;
       float* dxi = dx + i * c;
-      for (int64_t k = 0; k < c; k++) dxi[k] = cg[size_t(k)] * dyi[k] + cp[size_t(k)] * xi[k] + cq[size_t(k)];
+      if (ai != nullptr) {
+        for (int64_t k = 0; k < c; k++) dxi[k] = cg[size_t(k)] * relu_grad_of(dyi[k], ai[k]) + cp[size_t(k)] * xi[k] + cq[size_t(k)];
+      } else {
+        for (int64_t k = 0; k < c; k++) dxi[k] = cg[size_t(k)] * dyi[k] + cp[size_t(k)] * xi[k] + cq[size_t(k)];
+      }
     }
   });
 }
@@ -328,11 +357,21 @@ void bn_infer(const float* x, const float* mean, const float* var, const float* 
     mul[size_t(k)] = float(g);
     add[size_t(k)] = float((offset != nullptr ? double(offset[k]) : 0.0) - double(mean[k]) * g);
   }
+  apply_scale_shift(x, mul.data(), add.data(), nullptr, false, y, m, c, max_threads());
+}
+
+void scale_shift_act(const float* x, const float* scale, const float* shift, const float* residual, bool relu, float* y,
+                     int64_t m, int64_t c) {
+  apply_scale_shift(x, scale, shift, residual, relu, y, m, c, max_threads());
+}
+
+void scale_shift_relu_grad(const float* dy, const float* y, const float* scale, float* dx, int64_t m, int64_t c) {
   split_rows(m, c, max_threads(), [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; i++) {
-      const float* xi = x + i * c;
-      float* yi = y + i * c;
-      for (int64_t k = 0; k < c; k++) yi[k] = xi[k] * mul[size_t(k)] + add[size_t(k)];
+      const float* dyi = dy + i * c;
+      const float* yi = y + i * c;
+      float* dxi = dx + i * c;
+      for (int64_t k = 0; k < c; k++) dxi[k] = relu_grad_of(dyi[k], yi[k]) * scale[k];
     }
   });
 }

@@ -33,12 +33,19 @@ export interface NativeAddon {
   unary(op: number, x: Float32Array, y: Float32Array, a: number, b: number): void;
   reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   reduceSum(x: Float32Array, out: Float32Array, a: number, r: number, c: number, scale: number): void;
+  /** y = relu?(bn(x) + residual?) with the batch's statistics. */
   bnTrain(x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array,
-    variance: Float32Array, m: number, c: number, eps: number): void;
+    variance: Float32Array, m: number, c: number, eps: number, residual?: Float32Array | null, relu?: boolean): void;
+  /** With yAct (a relu forward's output) dy is masked by ReLU's gradient first. */
   bnTrainGrad(dy: Float32Array, x: Float32Array, scale: Float32Array, mean: Float32Array, variance: Float32Array,
-    dx: Float32Array, dScale: Float32Array, dOffset: Float32Array, m: number, c: number, eps: number): void;
+    dx: Float32Array, dScale: Float32Array, dOffset: Float32Array, m: number, c: number, eps: number, yAct?: Float32Array | null): void;
   bnInfer(x: Float32Array, mean: Float32Array, variance: Float32Array, scale: Float32Array | null,
     offset: Float32Array | null, y: Float32Array, m: number, c: number, eps: number): void;
+  /** y = relu?(x·scale + shift + residual?) per channel (last axis, c). */
+  scaleShiftAct(x: Float32Array, scale: Float32Array, shift: Float32Array, residual: Float32Array | null, relu: boolean,
+    y: Float32Array, m: number, c: number): void;
+  /** dx = (dy·step(y))·scale per channel. */
+  scaleShiftReluGrad(dy: Float32Array, y: Float32Array, scale: Float32Array, dx: Float32Array, m: number, c: number): void;
 }
 
 /** What the addon reports about itself. */
@@ -415,22 +422,34 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     return v;
   };
 
-  /** Training batch norm: [y, mean, variance] (see ONEDNN_BN_KERNELS in onednn.ts). */
+  /** The optional per-element residual of a fused batch norm: its values, checked against x's shape. */
+  const residualOf = (name: string, b: OnednnBackend, x: TensorInfo, r: TensorInfo | undefined): Float32Array | null => {
+    if (r === undefined) return null;
+    if (r.dtype !== 'float32' || !sameShape(r.shape, x.shape)) throw new Error(`${name}: residual must be float32 [${x.shape}], got ${r.dtype} [${r.shape}]`);
+    return need(b, r, `${name} residual`);
+  };
+
+  /**
+   * Training batch norm: [y, mean, variance], y = relu?(bn(x) + residual?) (attr relu, optional
+   * input residual; see ONEDNN_BN_KERNELS in onednn.ts).
+   */
   const bnTrain: Kernel = (args) => {
-    const { x, scale, offset } = args.inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo };
-    const eps = (args.attrs as { varianceEpsilon?: number } | undefined)?.varianceEpsilon ?? 0.001;
+    const { x, scale, offset, residual } = args.inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo; residual?: TensorInfo };
+    const attrs = args.attrs as { varianceEpsilon?: number; relu?: boolean } | undefined;
+    const eps = attrs?.varianceEpsilon ?? 0.001;
     const b = be(args);
     const c = channels('RiftBatchNormTrain', x, [scale, offset]);
     const xv = need(b, x, 'RiftBatchNormTrain');
     const y = b.alloc(xv.length), mean = b.alloc(c), variance = b.alloc(c);
-    addon.bnTrain(xv, need(b, scale, 'scale'), need(b, offset, 'offset'), y, mean, variance, xv.length / c, c, eps);
+    addon.bnTrain(xv, need(b, scale, 'scale'), need(b, offset, 'offset'), y, mean, variance, xv.length / c, c, eps,
+      residualOf('RiftBatchNormTrain', b, x, residual), attrs?.relu === true);
     return [b.makeTensorInfo([...x.shape], 'float32', y), b.makeTensorInfo([c], 'float32', mean),
       b.makeTensorInfo([c], 'float32', variance)];
   };
 
-  /** Closed-form training batch-norm backward: [dx, dScale, dOffset]. */
+  /** Closed-form training batch-norm backward: [dx, dScale, dOffset]; with input yAct (a relu forward's y) dy is masked by ReLU's gradient first. */
   const bnTrainGrad: Kernel = (args) => {
-    const { dy, x, scale, mean, variance } = args.inputs as Record<'dy' | 'x' | 'scale' | 'mean' | 'variance', TensorInfo>;
+    const { dy, x, scale, mean, variance, yAct } = args.inputs as Record<'dy' | 'x' | 'scale' | 'mean' | 'variance', TensorInfo> & { yAct?: TensorInfo };
     const eps = (args.attrs as { varianceEpsilon?: number } | undefined)?.varianceEpsilon ?? 0.001;
     const b = be(args);
     const c = channels('RiftBatchNormTrainGrad', x, [scale, mean, variance]);
@@ -438,31 +457,39 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     const xv = need(b, x, 'RiftBatchNormTrainGrad');
     const dx = b.alloc(xv.length), dScale = b.alloc(c), dOffset = b.alloc(c);
     addon.bnTrainGrad(need(b, dy, 'dy'), xv, need(b, scale, 'scale'), need(b, mean, 'mean'), need(b, variance, 'variance'),
-      dx, dScale, dOffset, xv.length / c, c, eps);
+      dx, dScale, dOffset, xv.length / c, c, eps, residualOf('RiftBatchNormTrainGrad', b, x, yAct));
     return [b.makeTensorInfo([...x.shape], 'float32', dx), b.makeTensorInfo([c], 'float32', dScale),
       b.makeTensorInfo([c], 'float32', dOffset)];
   };
 
   /**
-   * y = x·scale + shift per channel (inference batch norm with folded statistics): one pass
-   * instead of a broadcast Multiply and a broadcast Add. Runs bnInfer with mean 0, variance 1
-   * and eps 0, whose per-channel factor is then exactly `scale` and offset exactly `shift`, so
-   * each output is float(float(x·scale) + shift), as the two separate ops compute it.
+   * y = relu?(x·scale + shift + residual?) per channel (inference batch norm with folded
+   * statistics; attr relu, optional input residual): one pass instead of a broadcast Multiply, a
+   * broadcast Add, an Add and a Relu. Each step is rounded as its separate op rounds, so the
+   * output equals theirs bit for bit.
    */
-  const scaleShift: Kernel = (() => {
-    const unit = new Map<number, { zero: Float32Array; one: Float32Array }>();
-    return (args) => {
-      const { x, scale, shift } = args.inputs as Record<'x' | 'scale' | 'shift', TensorInfo>;
-      const b = be(args);
-      const c = channels('RiftScaleShift', x, [scale, shift]);
-      const xv = need(b, x, 'RiftScaleShift');
-      let u = unit.get(c);
-      if (!u) unit.set(c, (u = { zero: new Float32Array(c), one: new Float32Array(c).fill(1) }));
-      const y = b.alloc(xv.length);
-      addon.bnInfer(xv, u.zero, u.one, need(b, scale, 'scale'), need(b, shift, 'shift'), y, xv.length / c, c, 0);
-      return b.makeTensorInfo([...x.shape], 'float32', y);
-    };
-  })();
+  const scaleShift: Kernel = (args) => {
+    const { x, scale, shift, residual } = args.inputs as Record<'x' | 'scale' | 'shift', TensorInfo> & { residual?: TensorInfo };
+    const relu = (args.attrs as { relu?: boolean } | undefined)?.relu === true;
+    const b = be(args);
+    const c = channels('RiftScaleShift', x, [scale, shift]);
+    const xv = need(b, x, 'RiftScaleShift');
+    const y = b.alloc(xv.length);
+    addon.scaleShiftAct(xv, need(b, scale, 'scale'), need(b, shift, 'shift'), residualOf('RiftScaleShift', b, x, residual), relu, y, xv.length / c, c);
+    return b.makeTensorInfo([...x.shape], 'float32', y);
+  };
+
+  /** x-gradient of RiftScaleShift with relu, from its output y: dx = (dy·step(y))·scale. */
+  const scaleShiftReluGrad: Kernel = (args) => {
+    const { dy, y, scale } = args.inputs as Record<'dy' | 'y' | 'scale', TensorInfo>;
+    const b = be(args);
+    const c = channels('RiftScaleShiftReluGrad', y, [scale]);
+    if (!sameShape(dy.shape, y.shape)) throw new Error(`RiftScaleShiftReluGrad: dy [${dy.shape}] != y [${y.shape}]`);
+    const yv = need(b, y, 'RiftScaleShiftReluGrad');
+    const dx = b.alloc(yv.length);
+    addon.scaleShiftReluGrad(need(b, dy, 'dy'), yv, need(b, scale, 'scale'), dx, yv.length / c, c);
+    return b.makeTensorInfo([...y.shape], 'float32', dx);
+  };
 
   const kernels: Record<string, Kernel> = {
     Conv2D: conv2D('Conv2D'),
@@ -487,6 +514,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     RiftBatchNormTrain: bnTrain,
     RiftBatchNormTrainGrad: bnTrainGrad,
     RiftScaleShift: scaleShift,
+    RiftScaleShiftReluGrad: scaleShiftReluGrad,
   };
   for (const [name, k] of Object.entries(kernels)) {
     const e = entry(name);

@@ -23,18 +23,25 @@ export type { KernelStats, NativeInfo } from './onednn-kernels.js';
 export type { PoolStats } from './onednn-backend.js';
 
 /**
- * Custom kernels registered for 'onednn' only, for the model's batch-norm layer in training mode
- * (it calls them through `tf.engine().runKernel` inside a `tf.customGrad` when they are registered
- * for the active backend):
- *  - `RiftBatchNormTrain`: inputs {x: float32 [..., C], scale: [C], offset: [C]}, attrs
- *    {varianceEpsilon}; returns [y (x's shape), mean [C], variance [C]]: per-channel batch
- *    statistics over all other axes (variance biased, ÷ M = size/C), y = (x−mean)/√(var+eps)·scale+offset.
- *  - `RiftBatchNormTrainGrad`: inputs {dy, x, scale, mean, variance} (mean/variance as returned
- *    by the forward kernel), attrs {varianceEpsilon}; returns [dx, dScale [C], dOffset [C]] with
+ * Custom kernels registered for 'onednn' only, for the model's batch-norm layers (nn/batchnorm.ts
+ * calls them through `tf.engine().runKernel` when they are registered for the active backend):
+ *  - `RiftBatchNormTrain`: inputs {x: float32 [..., C], scale: [C], offset: [C], residual?: x's
+ *    shape}, attrs {varianceEpsilon, relu?}; returns [y (x's shape), mean [C], variance [C]]:
+ *    per-channel batch statistics over all other axes (variance biased, ÷ M = size/C),
+ *    y = (x−mean)/√(var+eps)·scale+offset, then + residual, then ReLU when relu.
+ *  - `RiftBatchNormTrainGrad`: inputs {dy, x, scale, mean, variance, yAct?} (mean/variance as
+ *    returned by the forward kernel; yAct its y when it ran with relu, which masks dy by ReLU's
+ *    gradient first), attrs {varianceEpsilon}; returns [dx, dScale [C], dOffset [C]] with
  *    dOffset = Σdy, dScale = Σdy·x̂, dx = scale·invstd/M·(M·dy − dOffset − x̂·dScale).
- * Outputs are new tensors owned by the caller (dispose them, or run inside tf.tidy).
+ *  - `RiftScaleShift`: inputs {x, scale [C], shift [C], residual?}, attrs {relu?}; returns
+ *    relu?(x·scale + shift + residual?) (inference batch norm with folded statistics).
+ *  - `RiftScaleShiftReluGrad`: inputs {dy, y, scale}: (dy·step(y))·scale, the x-gradient of a
+ *    RiftScaleShift with relu from its output.
+ * Every step is rounded as the separate TF.js ops round it, so a fused layer's values and
+ * gradients equal the composed ops' bit for bit. Outputs are new tensors owned by the caller
+ * (dispose them, or run inside tf.tidy).
  */
-export const ONEDNN_BN_KERNELS = ['RiftBatchNormTrain', 'RiftBatchNormTrainGrad'] as const;
+export const ONEDNN_BN_KERNELS = ['RiftBatchNormTrain', 'RiftBatchNormTrainGrad', 'RiftScaleShift', 'RiftScaleShiftReluGrad'] as const;
 
 /** Result of `tryRegisterOnednn`: whether the 'onednn' backend is available, and why not or what the addon reports. */
 export interface OnednnStatus {
@@ -65,6 +72,9 @@ function buildStatusReason(): string | undefined {
   }
 }
 
+/** libgomp spins this many times waiting for the next kernel before it sleeps (see loadAddon). */
+const DEFAULT_SPIN_COUNT = 1000;
+
 function loadAddon(): NativeAddon | undefined {
   if (addon || loadError) return addon;
   if (!fs.existsSync(ADDON_PATH)) {
@@ -72,21 +82,25 @@ function loadAddon(): NativeAddon | undefined {
       '(rebuild with `npm run build:native`; see environment.md)';
     return undefined;
   }
-  // OpenMP (libgomp) reads its wait policy once, when the addon pulls it in. Its default lets
-  // idle threads spin; when other processes compete for the cores, a spinning thread burns the
-  // time slice that the thread it waits for needs, and every kernel's barrier then costs a
-  // scheduler tick (measured on 2 busy cores: a PGD step 1.9 s spinning, 0.22 s passive; on idle
-  // cores both are equal). So default to passive, unless the user chose a policy; the variable
-  // is removed again so that child processes (e.g. a PyTorch reference) see the user's environment.
-  const setPolicy = process.env.OMP_WAIT_POLICY === undefined;
-  if (setPolicy) process.env.OMP_WAIT_POLICY = 'PASSIVE';
+  // OpenMP (libgomp) reads its wait policy once, when the addon pulls it in. A thread that
+  // finished its share of a kernel waits for the next one: spinning (libgomp's default, 300,000
+  // spins) burns the time slice the other thread needs whenever other processes compete for the
+  // cores (a PGD step 1.9 s spinning, 0.22 s passive on 2 busy cores), while sleeping at once
+  // (PASSIVE) makes every one of a step's ~150 kernels pay a wake-up (~0.3 ms on a VM, more than
+  // an elementwise kernel at quarter width costs). A short spin gets both: 1,000 spins cover the
+  // gap between back-to-back kernels and then the thread sleeps (BENCHMARKS.md: +20–50 % on idle
+  // cores against PASSIVE, the same with one or two other busy processes). Set by us only when
+  // the user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT; removed again so that child
+  // processes (e.g. a PyTorch reference) see the user's environment.
+  const setPolicy = process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined;
+  if (setPolicy) process.env.GOMP_SPINCOUNT = String(DEFAULT_SPIN_COUNT);
   try {
     addon = require(ADDON_PATH) as NativeAddon;
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     loadError = `native oneDNN addon failed to load: ${msg}`;
   } finally {
-    if (setPolicy) delete process.env.OMP_WAIT_POLICY;
+    if (setPolicy) delete process.env.GOMP_SPINCOUNT;
   }
   return addon;
 }

@@ -59,6 +59,8 @@ export interface ModuleOps {
   conv(name: string, x: tf.Tensor4D, stride: number): tf.Tensor4D;
   /** Batch norm by module name, in the call's mode. */
   bn(name: string, x: tf.Tensor4D): tf.Tensor4D;
+  /** relu(bn(x) + residual): batch norm by module name, the residual added when given, then ReLU (one fused kernel where the backend has it). */
+  bnRelu(name: string, x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor4D;
   /** Linear layer by module name on [b, features]. */
   linear(name: string, x: tf.Tensor2D): tf.Tensor2D;
 }
@@ -130,12 +132,12 @@ function kuangLiuResNet18(c: ArchConfig): Architecture {
     modules: b.modules,
     macsPerImage: b.macs,
     forward(ops, x) {
-      let h = tf.relu(ops.bn('bn1', ops.conv('conv1', x, 1))) as tf.Tensor4D;
+      let h = ops.bnRelu('bn1', ops.conv('conv1', x, 1));
       for (const { prefix: p, stride, shortcut } of blocks) {
-        let o = tf.relu(ops.bn(`${p}.bn1`, ops.conv(`${p}.conv1`, h, stride))) as tf.Tensor4D;
-        o = ops.bn(`${p}.bn2`, ops.conv(`${p}.conv2`, o, 1));
+        const o = ops.bnRelu(`${p}.bn1`, ops.conv(`${p}.conv1`, h, stride));
+        const c2 = ops.conv(`${p}.conv2`, o, 1);
         const sc = shortcut ? ops.bn(`${p}.shortcut.1`, ops.conv(`${p}.shortcut.0`, h, stride)) : h;
-        h = tf.relu(tf.add(o, sc)) as tf.Tensor4D;
+        h = ops.bnRelu(`${p}.bn2`, c2, sc);
       }
       return ops.linear('linear', tf.mean(h, [1, 2]) as tf.Tensor2D);
     },
@@ -163,13 +165,13 @@ function preActResNet18(c: ArchConfig): Architecture {
     forward(ops, x) {
       let h = ops.conv('conv1', x, 1);
       for (const { prefix: p, stride, shortcut } of blocks) {
-        const a = tf.relu(ops.bn(`${p}.bn1`, h)) as tf.Tensor4D;
+        const a = ops.bnRelu(`${p}.bn1`, h);
         const sc = shortcut ? ops.conv(`${p}.shortcut.0`, c.preactShortcut === 'preact' ? a : h, stride) : h;
         let o = ops.conv(`${p}.conv1`, a, stride);
-        o = ops.conv(`${p}.conv2`, tf.relu(ops.bn(`${p}.bn2`, o)) as tf.Tensor4D, 1);
+        o = ops.conv(`${p}.conv2`, ops.bnRelu(`${p}.bn2`, o), 1);
         h = tf.add(o, sc) as tf.Tensor4D;
       }
-      if (c.finalBn) h = tf.relu(ops.bn('bn', h)) as tf.Tensor4D;
+      if (c.finalBn) h = ops.bnRelu('bn', h);
       return ops.linear('linear', tf.mean(h, [1, 2]) as tf.Tensor2D);
     },
   };
@@ -209,13 +211,13 @@ function wideResNet(c: ArchConfig): Architecture {
     forward(ops, x) {
       let h = ops.conv('conv1', x, 1);
       for (const { prefix: p, stride, equal } of blocks) {
-        const a = tf.relu(ops.bn(`${p}.bn1`, h)) as tf.Tensor4D;
-        let o = tf.relu(ops.bn(`${p}.bn2`, ops.conv(`${p}.conv1`, a, stride))) as tf.Tensor4D;
+        const a = ops.bnRelu(`${p}.bn1`, h);
+        let o = ops.bnRelu(`${p}.bn2`, ops.conv(`${p}.conv1`, a, stride));
         o = ops.conv(`${p}.conv2`, o, 1);
         // RobustBench's block: when channels change, the shortcut reads relu(bn1(x)), else x itself.
         h = tf.add(equal ? h : ops.conv(`${p}.convShortcut`, a, stride), o) as tf.Tensor4D;
       }
-      h = tf.relu(ops.bn('bn1', h)) as tf.Tensor4D;
+      h = ops.bnRelu('bn1', h);
       return ops.linear('fc', tf.mean(h, [1, 2]) as tf.Tensor2D);
     },
   };

@@ -7,6 +7,11 @@
  * fused kernels `RiftBatchNormTrain` / `RiftBatchNormTrainGrad` (the native oneDNN backend
  * does), they are used instead of the composed ops.
  *
+ * A layer followed by ReLU (and a residual add before it) passes `act`: on the onednn backend
+ * the whole relu(bn(x) + residual) is then one kernel forward and one backward, with the values
+ * and gradients of the separate ops bit for bit (tests/onednn.test.ts); elsewhere, or with
+ * `setActivationFusion(false)`, it is composed from them.
+ *
  * Porting note: PyTorch momentum 0.1 means running = (1 − 0.1)·running + 0.1·batch (TF.js's
  * `momentum` is the complement); PyTorch updates running_var with the UNBIASED batch
  * variance (·M/(M−1)) while normalising with the biased one; epsilon 1e-5 (TF.js: 1e-3).
@@ -22,31 +27,76 @@ export interface BatchNormTrainResult {
 
 const AXES = [0, 1, 2];
 
-function hasFusedKernels(): boolean {
+/** What follows a batch norm in the network: + residual (same shape as x), then ReLU when relu. */
+export interface BatchNormActivation {
+  relu?: boolean;
+  residual?: tf.Tensor4D;
+}
+
+let activationFusion = true;
+/**
+ * Whether batch norms with an `act` use the fused kernels where the backend has them (default
+ * true). false composes the activation from separate ops, as an A/B reference for tests and
+ * benchmarks; results are the same either way.
+ */
+export function setActivationFusion(enabled: boolean): void {
+  activationFusion = enabled;
+}
+
+function registered(...names: string[]): boolean {
   const b = tf.getBackend();
-  return tf.getKernel('RiftBatchNormTrain', b) !== undefined && tf.getKernel('RiftBatchNormTrainGrad', b) !== undefined;
+  return names.every((n) => tf.getKernel(n, b) !== undefined);
+}
+
+function hasFusedKernels(): boolean {
+  return registered('RiftBatchNormTrain', 'RiftBatchNormTrainGrad');
+}
+
+/** relu?(y + residual?), op by op: the unfused form of an activation (a new tensor unless act is empty). */
+export function applyActivation<T extends tf.Tensor>(y: T, act: BatchNormActivation | undefined): T {
+  let out: tf.Tensor = y;
+  if (act?.residual) out = tf.add(out, act.residual);
+  if (act?.relu) out = tf.relu(out);
+  return out as T;
+}
+
+/** ReLU's gradient dy·step(y) taken at ReLU's output (the same as at its input). */
+function reluGradAt(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  return registered('RiftReluGrad') ? tf.engine().runKernel('RiftReluGrad', { dy, x: y }) as tf.Tensor : tf.mul(dy, tf.cast(tf.step(y), 'float32'));
 }
 
 /**
  * Training-mode batch norm: normalises x [N,H,W,C] with its own batch statistics and
- * scales by gamma [C], shifts by beta [C]. Differentiable w.r.t. x, gamma and beta.
- * The caller (or an enclosing tidy) disposes all three returned tensors.
+ * scales by gamma [C], shifts by beta [C]; with `act`, y = relu?(bn(x) + residual?).
+ * Differentiable w.r.t. x, gamma, beta and the residual. `mean`/`variance` are the batch
+ * statistics of x (biased variance). The caller (or an enclosing tidy) disposes all three
+ * returned tensors.
  */
-export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): BatchNormTrainResult {
+export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number, act?: BatchNormActivation): BatchNormTrainResult {
   let mean: tf.Tensor1D | undefined;
   let variance: tf.Tensor1D | undefined;
   const fused = hasFusedKernels();
-  const f = tf.customGrad(((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  const fuseAct = fused && activationFusion && act !== undefined && (act.relu === true || act.residual !== undefined);
+  const relu = fuseAct && act!.relu === true;
+  const f = tf.customGrad(((...args: unknown[]) => {
+    // customGrad passes the inputs, then its save function.
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [xi, g, b] = args as tf.Tensor[];
+    const r = args.length === 5 ? args[3] as tf.Tensor : undefined;
     if (fused) {
-      const [y, m, v] = tf.engine().runKernel('RiftBatchNormTrain', { x: xi, scale: g, offset: b }, { varianceEpsilon: eps }) as tf.Tensor[];
+      const inputs: tf.NamedTensorMap = fuseAct && act!.residual ? { x: xi, scale: g, offset: b, residual: r } : { x: xi, scale: g, offset: b };
+      const [y, m, v] = tf.engine().runKernel('RiftBatchNormTrain', inputs, { varianceEpsilon: eps, relu }) as tf.Tensor[];
       mean = tf.keep(m) as tf.Tensor1D;
       variance = tf.keep(v) as tf.Tensor1D;
-      save([xi, g, m, v]);
+      save(relu ? [xi, g, m, v, y] : [xi, g, m, v]);
       return {
         value: y,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [sx, sg, sm, sv] = saved;
-          return tf.engine().runKernel('RiftBatchNormTrainGrad', { dy, x: sx, scale: sg, mean: sm, variance: sv }, { varianceEpsilon: eps }) as tf.Tensor[];
+          const [sx, sg, sm, sv, sy] = saved;
+          const grads = tf.engine().runKernel('RiftBatchNormTrainGrad', { dy, x: sx, scale: sg, mean: sm, variance: sv, ...(sy ? { yAct: sy } : {}) },
+            { varianceEpsilon: eps }) as tf.Tensor[];
+          if (r === undefined) return grads;
+          return [...grads, sy ? reluGradAt(dy, sy) : tf.clone(dy)];
         },
       };
     }
@@ -72,7 +122,8 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  const y = f(x, gamma, beta) as tf.Tensor4D;
+  const bn = (fuseAct && act!.residual ? f(x, gamma, beta, act!.residual) : f(x, gamma, beta)) as tf.Tensor4D;
+  const y = fuseAct ? bn : applyActivation(bn, act);
   // customGrad runs f inside its own tidy, so the statistics were kept to escape it; hand
   // the caller tracked clones and release the kept originals.
   const out = { y, mean: tf.clone(mean!), variance: tf.clone(variance!) };
@@ -82,41 +133,50 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
 }
 
 /**
- * y = x·scale + shift over the channels (last axis) of x, as one kernel where the backend has
- * it (the native oneDNN backend registers `RiftScaleShift`). Its gradient is the one TF.js
- * derives for `tf.add(tf.mul(x, scale), shift)`, op for op, and each closure runs only when
- * its input needs a gradient (a PGD step asks for x's alone), so values and gradients equal
- * the two-op form's.
+ * y = relu?(x·scale + shift + residual?) over the channels (last axis) of x, as one kernel where
+ * the backend has it (the native oneDNN backend registers `RiftScaleShift`). Its gradient is the
+ * one TF.js derives for the separate Multiply, Add, Add and Relu, op for op, and each closure runs
+ * only when its input needs a gradient (a PGD step asks for x's and the residual's alone), so
+ * values and gradients equal the composed form's. The x-gradient with relu is one kernel too.
  */
 const SCALE_SHIFT = 'RiftScaleShift';
 tf.registerGradient({
   kernelName: SCALE_SHIFT,
   inputsToSave: ['x', 'scale'],
-  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-    const [x, scale] = saved;
-    const g = dy as tf.Tensor;
+  outputsToSave: [true],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) => {
+    const [x, scale, y] = saved;
+    const relu = attrs?.relu === true;
+    const d = dy as tf.Tensor;
+    // The gradient reaching x·scale + shift (and the residual): dy through ReLU, or dy itself.
+    const pre = () => (relu ? reluGradAt(d, y) : tf.clone(d));
     return {
-      x: () => tf.mul(g, scale),
-      scale: () => tf.reshape(tf.sum(tf.mul(g, x), AXES), scale.shape),
-      shift: () => tf.reshape(tf.sum(g, AXES), scale.shape),
+      x: () => (relu && registered('RiftScaleShiftReluGrad')
+        ? tf.engine().runKernel('RiftScaleShiftReluGrad', { dy: d, y, scale }) as tf.Tensor
+        : tf.mul(pre(), scale)),
+      scale: () => tf.reshape(tf.sum(tf.mul(pre(), x), AXES), scale.shape),
+      shift: () => tf.reshape(tf.sum(pre(), AXES), scale.shape),
+      residual: pre,
     };
   },
 });
 
 /**
- * Inference-mode batch norm with running statistics: y = x·γ/√(var+eps) + (β − mean·γ/√(var+eps)).
- * Gradients flow to x, gamma and beta (MRC perturbs γ/β in eval mode). The scale-and-shift is
- * one fused kernel on the onednn backend, two broadcasting ops elsewhere; both give the same
- * values and gradients. Caller disposes the result.
+ * Inference-mode batch norm with running statistics: y = x·γ/√(var+eps) + (β − mean·γ/√(var+eps)),
+ * then with `act` + residual and ReLU. Gradients flow to x, gamma, beta and the residual (MRC
+ * perturbs γ/β in eval mode). One fused kernel on the onednn backend, separate ops elsewhere;
+ * both give the same values and gradients. Caller disposes the result.
  */
 export function batchNormEval(
-  x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D, eps: number,
+  x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D, eps: number, act?: BatchNormActivation,
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const scale = tf.mul(gamma, tf.rsqrt(tf.add(runningVar, eps)));
     const shift = tf.sub(beta, tf.mul(runningMean, scale));
-    if (tf.getKernel(SCALE_SHIFT, tf.getBackend()) !== undefined) return tf.engine().runKernel(SCALE_SHIFT, { x, scale, shift }) as tf.Tensor4D;
-    return tf.add(tf.mul(x, scale), shift) as tf.Tensor4D;
+    if (!registered(SCALE_SHIFT)) return applyActivation(tf.add(tf.mul(x, scale), shift) as tf.Tensor4D, act);
+    if (!activationFusion || act === undefined) return applyActivation(tf.engine().runKernel(SCALE_SHIFT, { x, scale, shift }) as tf.Tensor4D, act);
+    const inputs: tf.NamedTensorMap = act.residual ? { x, scale, shift, residual: act.residual } : { x, scale, shift };
+    return tf.engine().runKernel(SCALE_SHIFT, inputs, { relu: act.relu === true }) as tf.Tensor4D;
   });
 }
 

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../util/rng.js';
-import { batchNormEval, batchNormTrain, updateRunningStats } from './batchnorm.js';
+import { applyActivation, batchNormEval, batchNormTrain, updateRunningStats, type BatchNormActivation } from './batchnorm.js';
 import { buildArchitecture, ARCH_NAMES, type ArchConfig, type ModuleKind, type StateRole, type Architecture } from './architectures.js';
 
 export type { ArchName, ModuleKind } from './architectures.js';
@@ -253,6 +253,7 @@ export class Network implements Classifier {
       return this.architecture.forward({
         conv: (name, t, stride) => this.conv(name, t, stride),
         bn: (name, t) => this.bn(name, t, training),
+        bnRelu: (name, t, residual) => this.bn(name, t, training, { relu: true, residual }),
         linear: (name, t) => tf.add(tf.matMul(t, this.variable(`${name}.weight`)), this.variable(`${name}.bias`)) as tf.Tensor2D,
       }, h);
     });
@@ -296,7 +297,10 @@ export class Network implements Classifier {
     return tf.conv2d(x, w, stride, pad) as tf.Tensor4D;
   }
 
-  private bn(name: string, x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+  /** BN module `name` on x in the call's mode; with `act`, relu?(bn(x) + residual?) (one fused kernel where the backend has it). */
+  private bn(name: string, x: tf.Tensor4D, training: boolean, act?: BatchNormActivation): tf.Tensor4D {
+    // Figure 3 reads this layer's own output, before the residual and ReLU.
+    if (act && this.captureName === name) return applyActivation(this.bn(name, x, training), act);
     const g = this.variable(`${name}.weight`) as unknown as tf.Tensor1D;
     const b = this.variable(`${name}.bias`) as unknown as tf.Tensor1D;
     const rm = this.variable(`${name}.running_mean`);
@@ -304,9 +308,9 @@ export class Network implements Classifier {
     const mode = training ? this.bnMode.get(name)! : 'eval';
     let y: tf.Tensor4D;
     if (mode === 'eval') {
-      y = batchNormEval(x, g, b, rm as unknown as tf.Tensor1D, rv as unknown as tf.Tensor1D, this.config.bnEps);
+      y = batchNormEval(x, g, b, rm as unknown as tf.Tensor1D, rv as unknown as tf.Tensor1D, this.config.bnEps, act);
     } else {
-      const r = batchNormTrain(x, g, b, this.config.bnEps);
+      const r = batchNormTrain(x, g, b, this.config.bnEps, act);
       if (mode === 'train') {
         updateRunningStats(rm, rv, r.mean, r.variance, x.shape[0] * x.shape[1] * x.shape[2], this.config.bnMomentum);
       }
