@@ -261,7 +261,7 @@ test('FusedBatchNorm (inference) matches cpu', { skip }, async () => {
   assertNative(['FusedBatchNorm']);
 });
 
-test('inference batch norm: the fused RiftScaleShift gives the two-op values and gradients bit for bit, and only the gradients asked for', { skip }, async () => {
+test('inference batch norm: the fused RiftBatchNormEval gives the composed ops\' values and gradients bit for bit, and only the gradients asked for', { skip }, async () => {
   await tf.setBackend('onednn');
   for (const [i, shape] of [[4, 6, 6, 13], [2, 32, 32, 16], [1, 3, 3, 1]].entries()) {
     const C = shape[3];
@@ -277,7 +277,7 @@ test('inference batch norm: the fused RiftScaleShift gives the two-op values and
     }).map((t) => { const v = t.dataSync() as Float32Array; t.dispose(); return v; });
     resetOnednnKernelStats();
     const fused = run((x, g, b, m, v) => batchNormEval(x as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, m as tf.Tensor1D, v as tf.Tensor1D, 1e-5));
-    assertNative(['RiftScaleShift']);
+    assertNative(['RiftBatchNormEval']);
     const composed = run((x, g, b, m, v) => {
       const scale = tf.mul(g, tf.rsqrt(tf.add(v, 1e-5)));
       return tf.add(tf.mul(x, scale), tf.sub(b, tf.mul(m, scale)));
@@ -291,7 +291,9 @@ test('inference batch norm: the fused RiftScaleShift gives the two-op values and
     const x = rand([2, 4, 4, 8], 200), g = rand([8], 201), b = rand([8], 202), m = rand([8], 203), v = rand([8], 204).abs().add(0.1);
     tf.grad((a: tf.Tensor) => batchNormEval(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, m as tf.Tensor1D, v as tf.Tensor1D, 1e-5).sum())(x).dataSync();
   });
-  assert.equal(onednnKernelStats().Sum?.calls ?? 0, 1, 'one Sum: the loss; none for dgamma or dbeta');
+  const st0 = onednnKernelStats();
+  assert.equal(st0.Sum?.calls ?? 0, 1, 'one Sum: the loss; none for dgamma or dbeta');
+  for (const k of ['Sub', 'Rsqrt']) assert.equal(st0[k]?.calls ?? 0, 0, `no separate ${k}: the statistics are folded inside the kernel`);
   assert.equal(tf.memory().numTensors, before, 'no tensor leak');
 });
 

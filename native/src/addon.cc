@@ -332,16 +332,20 @@ Napi::Value BnInfer(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// scaleShiftAct(x, scale, shift, residual|null, relu, y, m, c)
-Napi::Value ScaleShiftAct(const Napi::CallbackInfo& info) {
-  const int64_t m = int_arg(info, 6, "m"), c = int_arg(info, 7, "c");
-  if (m < 0 || c < 1) throw Napi::RangeError::New(info.Env(), "scaleShiftAct: bad size");
+// bnEval(x, gamma, beta, mean, variance, residual|null, relu, eps, y, scale, shift, m, c)
+Napi::Value BnEval(const Napi::CallbackInfo& info) {
+  const int64_t m = int_arg(info, 11, "m"), c = int_arg(info, 12, "c");
+  if (m < 0 || c < 1) throw Napi::RangeError::New(info.Env(), "bnEval: bad size");
   const float* x = f32_arg(info, 0, "x", m * c);
-  const float* scale = f32_arg(info, 1, "scale", c);
-  const float* shift = f32_arg(info, 2, "shift", c);
-  const float* residual = optional_f32_arg(info, 3, "residual", m * c);
-  float* y = f32_arg(info, 5, "y", m * c);
-  rift::scale_shift_act(x, scale, shift, residual, info[4].ToBoolean().Value(), y, m, c);
+  const float* gamma = f32_arg(info, 1, "gamma", c);
+  const float* beta = f32_arg(info, 2, "beta", c);
+  const float* mean = f32_arg(info, 3, "mean", c);
+  const float* var = f32_arg(info, 4, "variance", c);
+  const float* residual = optional_f32_arg(info, 5, "residual", m * c);
+  float* y = f32_arg(info, 8, "y", m * c);
+  float* scale = f32_arg(info, 9, "scale", c);
+  float* shift = f32_arg(info, 10, "shift", c);
+  rift::bn_eval_forward(x, gamma, beta, mean, var, float(num_arg(info, 7, "eps")), residual, info[6].ToBoolean().Value(), y, scale, shift, m, c);
   return info.Env().Undefined();
 }
 
@@ -379,7 +383,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def("bnTrain", guarded<BnTrain>);
   def("bnTrainGrad", guarded<BnTrainGrad>);
   def("bnInfer", guarded<BnInfer>);
-  def("scaleShiftAct", guarded<ScaleShiftAct>);
+  def("bnEval", guarded<BnEval>);
   def("scaleShiftReluGrad", guarded<ScaleShiftReluGrad>);
   return exports;
 }

@@ -96,10 +96,14 @@ void bn_train_forward(const float* x, const float* scale, const float* offset, f
  */
 void bn_train_backward(const float* dy, const float* x, const float* scale, const float* mean, const float* var,
                        float* dx, float* dscale, float* doffset, int64_t m, int64_t c, float eps, const float* y_act);
-/** y = act(x·scale + shift [+ residual]) per channel over x viewed as [m, c]; residual may be null. */
-void scale_shift_act(const float* x, const float* scale, const float* shift, const float* residual, bool relu, float* y,
-                     int64_t m, int64_t c);
-/** dx = (dy·step(y))·scale: the x-gradient of scale_shift_act with relu, from its output y. */
+/**
+ * Inference batch norm with running statistics, then [+ residual] and [ReLU]: scale = γ·(1/√(var+eps)),
+ * shift = β − mean·scale (written to scale/shift [c]), y = act(x·scale + shift [+ residual]), each
+ * step rounded as the composed TF.js ops round it.
+ */
+void bn_eval_forward(const float* x, const float* gamma, const float* beta, const float* mean, const float* var, float eps,
+                     const float* residual, bool relu, float* y, float* scale, float* shift, int64_t m, int64_t c);
+/** dx = (dy·step(y))·scale: the x-gradient of bn_eval_forward with relu, from its output y and scale. */
 void scale_shift_relu_grad(const float* dy, const float* y, const float* scale, float* dx, int64_t m, int64_t c);
 /** Inference batch norm with given statistics; scale/offset may be null (1 / 0). */
 void bn_infer(const float* x, const float* mean, const float* var, const float* scale, const float* offset,

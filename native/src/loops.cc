@@ -360,8 +360,15 @@ void bn_infer(const float* x, const float* mean, const float* var, const float* 
   apply_scale_shift(x, mul.data(), add.data(), nullptr, false, y, m, c, max_threads());
 }
 
-void scale_shift_act(const float* x, const float* scale, const float* shift, const float* residual, bool relu, float* y,
-                     int64_t m, int64_t c) {
+void bn_eval_forward(const float* x, const float* gamma, const float* beta, const float* mean, const float* var, float eps,
+                     const float* residual, bool relu, float* y, float* scale, float* shift, int64_t m, int64_t c) {
+  for (int64_t k = 0; k < c; k++) {
+    // As the composed ops round: Add (float), Rsqrt (1/√ in double, as TF.js's cpu kernel), Multiply, Multiply, Sub.
+    const float ve = var[k] + eps;
+    const float rs = float(1.0 / std::sqrt(double(ve)));
+    scale[k] = gamma[k] * rs;
+    shift[k] = beta[k] - mean[k] * scale[k];
+  }
   apply_scale_shift(x, scale, shift, residual, relu, y, m, c, max_threads());
 }
 

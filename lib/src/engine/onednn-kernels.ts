@@ -41,9 +41,9 @@ export interface NativeAddon {
     dx: Float32Array, dScale: Float32Array, dOffset: Float32Array, m: number, c: number, eps: number, yAct?: Float32Array | null): void;
   bnInfer(x: Float32Array, mean: Float32Array, variance: Float32Array, scale: Float32Array | null,
     offset: Float32Array | null, y: Float32Array, m: number, c: number, eps: number): void;
-  /** y = relu?(x·scale + shift + residual?) per channel (last axis, c). */
-  scaleShiftAct(x: Float32Array, scale: Float32Array, shift: Float32Array, residual: Float32Array | null, relu: boolean,
-    y: Float32Array, m: number, c: number): void;
+  /** y = relu?(bn(x) + residual?) with running statistics; writes the folded scale and shift [c]. */
+  bnEval(x: Float32Array, gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array,
+    residual: Float32Array | null, relu: boolean, eps: number, y: Float32Array, scale: Float32Array, shift: Float32Array, m: number, c: number): void;
   /** dx = (dy·step(y))·scale per channel. */
   scaleShiftReluGrad(dy: Float32Array, y: Float32Array, scale: Float32Array, dx: Float32Array, m: number, c: number): void;
 }
@@ -463,23 +463,25 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
   };
 
   /**
-   * y = relu?(x·scale + shift + residual?) per channel (inference batch norm with folded
-   * statistics; attr relu, optional input residual): one pass instead of a broadcast Multiply, a
-   * broadcast Add, an Add and a Relu. Each step is rounded as its separate op rounds, so the
-   * output equals theirs bit for bit.
+   * Inference batch norm with running statistics, then + residual? and ReLU? (attrs
+   * varianceEpsilon, relu; optional input residual): [y, scale, shift] with scale = γ/√(var+eps)
+   * and shift = β − mean·scale per channel. One kernel instead of the Add, Rsqrt, Multiply,
+   * Multiply, Sub that fold the statistics and the Multiply, Add, Add, Relu over the activation;
+   * each step is rounded as its separate op rounds, so every output equals theirs bit for bit.
    */
-  const scaleShift: Kernel = (args) => {
-    const { x, scale, shift, residual } = args.inputs as Record<'x' | 'scale' | 'shift', TensorInfo> & { residual?: TensorInfo };
-    const relu = (args.attrs as { relu?: boolean } | undefined)?.relu === true;
+  const bnEval: Kernel = (args) => {
+    const { x, gamma, beta, mean, variance, residual } = args.inputs as Record<'x' | 'gamma' | 'beta' | 'mean' | 'variance', TensorInfo> & { residual?: TensorInfo };
+    const attrs = args.attrs as { varianceEpsilon?: number; relu?: boolean } | undefined;
     const b = be(args);
-    const c = channels('RiftScaleShift', x, [scale, shift]);
-    const xv = need(b, x, 'RiftScaleShift');
-    const y = b.alloc(xv.length);
-    addon.scaleShiftAct(xv, need(b, scale, 'scale'), need(b, shift, 'shift'), residualOf('RiftScaleShift', b, x, residual), relu, y, xv.length / c, c);
-    return b.makeTensorInfo([...x.shape], 'float32', y);
+    const c = channels('RiftBatchNormEval', x, [gamma, beta, mean, variance]);
+    const xv = need(b, x, 'RiftBatchNormEval');
+    const y = b.alloc(xv.length), scale = b.alloc(c), shift = b.alloc(c);
+    addon.bnEval(xv, need(b, gamma, 'gamma'), need(b, beta, 'beta'), need(b, mean, 'mean'), need(b, variance, 'variance'),
+      residualOf('RiftBatchNormEval', b, x, residual), attrs?.relu === true, attrs?.varianceEpsilon ?? 0.001, y, scale, shift, xv.length / c, c);
+    return [b.makeTensorInfo([...x.shape], 'float32', y), b.makeTensorInfo([c], 'float32', scale), b.makeTensorInfo([c], 'float32', shift)];
   };
 
-  /** x-gradient of RiftScaleShift with relu, from its output y: dx = (dy·step(y))·scale. */
+  /** x-gradient of RiftBatchNormEval with relu, from its output y and scale: dx = (dy·step(y))·scale. */
   const scaleShiftReluGrad: Kernel = (args) => {
     const { dy, y, scale } = args.inputs as Record<'dy' | 'y' | 'scale', TensorInfo>;
     const b = be(args);
@@ -513,7 +515,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     FusedBatchNorm: fusedBatchNorm,
     RiftBatchNormTrain: bnTrain,
     RiftBatchNormTrainGrad: bnTrainGrad,
-    RiftScaleShift: scaleShift,
+    RiftBatchNormEval: bnEval,
     RiftScaleShiftReluGrad: scaleShiftReluGrad,
   };
   for (const [name, k] of Object.entries(kernels)) {

@@ -33,15 +33,16 @@ export type { PoolStats } from './onednn-backend.js';
  *    returned by the forward kernel; yAct its y when it ran with relu, which masks dy by ReLU's
  *    gradient first), attrs {varianceEpsilon}; returns [dx, dScale [C], dOffset [C]] with
  *    dOffset = Σdy, dScale = Σdy·x̂, dx = scale·invstd/M·(M·dy − dOffset − x̂·dScale).
- *  - `RiftScaleShift`: inputs {x, scale [C], shift [C], residual?}, attrs {relu?}; returns
- *    relu?(x·scale + shift + residual?) (inference batch norm with folded statistics).
+ *  - `RiftBatchNormEval`: inputs {x, gamma, beta, mean, variance (running statistics [C]),
+ *    residual?}, attrs {varianceEpsilon, relu?}; returns [y, scale [C], shift [C]]: scale =
+ *    gamma/√(variance+eps), shift = beta − mean·scale, y = relu?(x·scale + shift + residual?).
  *  - `RiftScaleShiftReluGrad`: inputs {dy, y, scale}: (dy·step(y))·scale, the x-gradient of a
- *    RiftScaleShift with relu from its output.
+ *    RiftBatchNormEval with relu from its outputs.
  * Every step is rounded as the separate TF.js ops round it, so a fused layer's values and
  * gradients equal the composed ops' bit for bit. Outputs are new tensors owned by the caller
  * (dispose them, or run inside tf.tidy).
  */
-export const ONEDNN_BN_KERNELS = ['RiftBatchNormTrain', 'RiftBatchNormTrainGrad', 'RiftScaleShift', 'RiftScaleShiftReluGrad'] as const;
+export const ONEDNN_BN_KERNELS = ['RiftBatchNormTrain', 'RiftBatchNormTrainGrad', 'RiftBatchNormEval', 'RiftScaleShiftReluGrad'] as const;
 
 /** Result of `tryRegisterOnednn`: whether the 'onednn' backend is available, and why not or what the addon reports. */
 export interface OnednnStatus {

@@ -84,7 +84,7 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
     const [xi, g, b] = args as tf.Tensor[];
     const r = args.length === 5 ? args[3] as tf.Tensor : undefined;
     if (fused) {
-      const inputs: tf.NamedTensorMap = fuseAct && act!.residual ? { x: xi, scale: g, offset: b, residual: r } : { x: xi, scale: g, offset: b };
+      const inputs: tf.NamedTensorMap = fuseAct && r !== undefined ? { x: xi, scale: g, offset: b, residual: r } : { x: xi, scale: g, offset: b };
       const [y, m, v] = tf.engine().runKernel('RiftBatchNormTrain', inputs, { varianceEpsilon: eps, relu }) as tf.Tensor[];
       mean = tf.keep(m) as tf.Tensor1D;
       variance = tf.keep(v) as tf.Tensor1D;
@@ -133,29 +133,36 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
 }
 
 /**
- * y = relu?(x·scale + shift + residual?) over the channels (last axis) of x, as one kernel where
- * the backend has it (the native oneDNN backend registers `RiftScaleShift`). Its gradient is the
- * one TF.js derives for the separate Multiply, Add, Add and Relu, op for op, and each closure runs
- * only when its input needs a gradient (a PGD step asks for x's and the residual's alone), so
- * values and gradients equal the composed form's. The x-gradient with relu is one kernel too.
+ * Inference batch norm, then + residual? and ReLU?, as one kernel where the backend has it (the
+ * native oneDNN backend registers `RiftBatchNormEval`; outputs y and the folded scale and shift).
+ * Its gradient is the one TF.js derives for the composed ops (scale = γ·rsqrt(var + eps),
+ * shift = β − mean·scale, relu?(x·scale + shift + residual?)), op for op, and each closure runs
+ * only when its input needs a gradient (a PGD step asks for x's and the residual's alone: one
+ * kernel per layer), so values and gradients equal the composed form's bit for bit.
  */
-const SCALE_SHIFT = 'RiftScaleShift';
+const BN_EVAL = 'RiftBatchNormEval';
 tf.registerGradient({
-  kernelName: SCALE_SHIFT,
-  inputsToSave: ['x', 'scale'],
-  outputsToSave: [true],
+  kernelName: BN_EVAL,
+  inputsToSave: ['x', 'mean', 'variance'],
+  outputsToSave: [true, true, false],
   gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) => {
-    const [x, scale, y] = saved;
+    const [x, mean, variance, y, scale] = saved;
     const relu = attrs?.relu === true;
-    const d = dy as tf.Tensor;
+    const eps = attrs?.varianceEpsilon as number;
+    const d = (Array.isArray(dy) ? dy[0] : dy);
     // The gradient reaching x·scale + shift (and the residual): dy through ReLU, or dy itself.
     const pre = () => (relu ? reluGradAt(d, y) : tf.clone(d));
+    const dShift = () => tf.reshape(tf.sum(pre(), AXES), scale.shape);
+    const statistics = () => { throw new Error(`${BN_EVAL}: no gradient w.r.t. the running statistics (they are buffers, not parameters)`); };
     return {
       x: () => (relu && registered('RiftScaleShiftReluGrad')
         ? tf.engine().runKernel('RiftScaleShiftReluGrad', { dy: d, y, scale }) as tf.Tensor
         : tf.mul(pre(), scale)),
-      scale: () => tf.reshape(tf.sum(tf.mul(pre(), x), AXES), scale.shape),
-      shift: () => tf.reshape(tf.sum(pre(), AXES), scale.shape),
+      // scale receives x·dy summed, and −mean·dShift through shift = β − mean·scale; γ then gets rsqrt(var + eps) times that.
+      gamma: () => tf.mul(tf.add(tf.reshape(tf.sum(tf.mul(pre(), x), AXES), scale.shape), tf.mul(tf.neg(dShift()), mean)), tf.rsqrt(tf.add(variance, eps))),
+      beta: dShift,
+      mean: statistics,
+      variance: statistics,
       residual: pre,
     };
   },
@@ -164,19 +171,23 @@ tf.registerGradient({
 /**
  * Inference-mode batch norm with running statistics: y = x·γ/√(var+eps) + (β − mean·γ/√(var+eps)),
  * then with `act` + residual and ReLU. Gradients flow to x, gamma, beta and the residual (MRC
- * perturbs γ/β in eval mode). One fused kernel on the onednn backend, separate ops elsewhere;
- * both give the same values and gradients. Caller disposes the result.
+ * perturbs γ/β in eval mode). One fused kernel on the onednn backend, separate ops elsewhere (or
+ * for the activation with `setActivationFusion(false)`); all give the same values and gradients.
+ * Caller disposes the result.
  */
 export function batchNormEval(
   x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D, eps: number, act?: BatchNormActivation,
 ): tf.Tensor4D {
   return tf.tidy(() => {
+    if (registered(BN_EVAL)) {
+      const fuse = activationFusion && act !== undefined;
+      const inputs: tf.NamedTensorMap = fuse && act.residual ? { x, gamma, beta, mean: runningMean, variance: runningVar, residual: act.residual } : { x, gamma, beta, mean: runningMean, variance: runningVar };
+      const [y] = tf.engine().runKernel(BN_EVAL, inputs, { varianceEpsilon: eps, relu: fuse && act.relu === true }) as tf.Tensor[];
+      return fuse ? y as tf.Tensor4D : applyActivation(y as tf.Tensor4D, act);
+    }
     const scale = tf.mul(gamma, tf.rsqrt(tf.add(runningVar, eps)));
     const shift = tf.sub(beta, tf.mul(runningMean, scale));
-    if (!registered(SCALE_SHIFT)) return applyActivation(tf.add(tf.mul(x, scale), shift) as tf.Tensor4D, act);
-    if (!activationFusion || act === undefined) return applyActivation(tf.engine().runKernel(SCALE_SHIFT, { x, scale, shift }) as tf.Tensor4D, act);
-    const inputs: tf.NamedTensorMap = act.residual ? { x, scale, shift, residual: act.residual } : { x, scale, shift };
-    return tf.engine().runKernel(SCALE_SHIFT, inputs, { relu: act.relu === true }) as tf.Tensor4D;
+    return applyActivation(tf.add(tf.mul(x, scale), shift) as tf.Tensor4D, act);
   });
 }
 
