@@ -169,7 +169,7 @@ constexpr int64_t kMinRow = 64;
 #define RIFT_CLONES
 #endif
 
-/** Per-channel vectors repeated for the rows of `period` (rows per period, channels). */
+/** Per-channel vectors va (and vb, when not null) repeated k times: rows of len = k·c floats. */
 struct Period {
   int64_t k, len;
   std::vector<float> a, b;
@@ -178,7 +178,7 @@ struct Period {
     k = std::min(m, (kMinRow + c - 1) / c);
     len = k * c;
     a.resize(size_t(len));
-    b.resize(size_t(len));
+    if (vb != nullptr) b.resize(size_t(len));
     for (int64_t j = 0; j < len; j++) {
       a[size_t(j)] = va[j % c];
       if (vb != nullptr) b[size_t(j)] = vb[j % c];

@@ -422,11 +422,11 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     return v;
   };
 
-  /** The optional per-element residual of a fused batch norm: its values, checked against x's shape. */
-  const residualOf = (name: string, b: OnednnBackend, x: TensorInfo, r: TensorInfo | undefined): Float32Array | null => {
-    if (r === undefined) return null;
-    if (r.dtype !== 'float32' || !sameShape(r.shape, x.shape)) throw new Error(`${name}: residual must be float32 [${x.shape}], got ${r.dtype} [${r.shape}]`);
-    return need(b, r, `${name} residual`);
+  /** An optional input of a fused batch norm with x's shape (the residual, yAct): its values, or null when absent. */
+  const optionalLikeX = (name: string, what: string, b: OnednnBackend, x: TensorInfo, t: TensorInfo | undefined): Float32Array | null => {
+    if (t === undefined) return null;
+    if (t.dtype !== 'float32' || !sameShape(t.shape, x.shape)) throw new Error(`${name}: ${what} must be float32 [${x.shape}], got ${t.dtype} [${t.shape}]`);
+    return need(b, t, `${name} ${what}`);
   };
 
   /**
@@ -442,7 +442,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     const xv = need(b, x, 'RiftBatchNormTrain');
     const y = b.alloc(xv.length), mean = b.alloc(c), variance = b.alloc(c);
     addon.bnTrain(xv, need(b, scale, 'scale'), need(b, offset, 'offset'), y, mean, variance, xv.length / c, c, eps,
-      residualOf('RiftBatchNormTrain', b, x, residual), attrs?.relu === true);
+      optionalLikeX('RiftBatchNormTrain', 'residual', b, x, residual), attrs?.relu === true);
     return [b.makeTensorInfo([...x.shape], 'float32', y), b.makeTensorInfo([c], 'float32', mean),
       b.makeTensorInfo([c], 'float32', variance)];
   };
@@ -457,7 +457,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     const xv = need(b, x, 'RiftBatchNormTrainGrad');
     const dx = b.alloc(xv.length), dScale = b.alloc(c), dOffset = b.alloc(c);
     addon.bnTrainGrad(need(b, dy, 'dy'), xv, need(b, scale, 'scale'), need(b, mean, 'mean'), need(b, variance, 'variance'),
-      dx, dScale, dOffset, xv.length / c, c, eps, residualOf('RiftBatchNormTrainGrad', b, x, yAct));
+      dx, dScale, dOffset, xv.length / c, c, eps, optionalLikeX('RiftBatchNormTrainGrad', 'yAct', b, x, yAct));
     return [b.makeTensorInfo([...x.shape], 'float32', dx), b.makeTensorInfo([c], 'float32', dScale),
       b.makeTensorInfo([c], 'float32', dOffset)];
   };
@@ -477,7 +477,7 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     const xv = need(b, x, 'RiftBatchNormEval');
     const y = b.alloc(xv.length), scale = b.alloc(c), shift = b.alloc(c);
     addon.bnEval(xv, need(b, gamma, 'gamma'), need(b, beta, 'beta'), need(b, mean, 'mean'), need(b, variance, 'variance'),
-      residualOf('RiftBatchNormEval', b, x, residual), attrs?.relu === true, attrs?.varianceEpsilon ?? 0.001, y, scale, shift, xv.length / c, c);
+      optionalLikeX('RiftBatchNormEval', 'residual', b, x, residual), attrs?.relu === true, attrs?.varianceEpsilon ?? 0.001, y, scale, shift, xv.length / c, c);
     return [b.makeTensorInfo([...x.shape], 'float32', y), b.makeTensorInfo([c], 'float32', scale), b.makeTensorInfo([c], 'float32', shift)];
   };
 

@@ -89,8 +89,8 @@ function loadAddon(): NativeAddon | undefined {
   // cores (a PGD step 1.9 s spinning, 0.22 s passive on 2 busy cores), while sleeping at once
   // (PASSIVE) makes every one of a step's ~150 kernels pay a wake-up (~0.3 ms on a VM, more than
   // an elementwise kernel at quarter width costs). A short spin gets both: 1,000 spins cover the
-  // gap between back-to-back kernels and then the thread sleeps (BENCHMARKS.md: +20–50 % on idle
-  // cores against PASSIVE, the same with one or two other busy processes). Set by us only when
+  // gap between back-to-back kernels and then the thread sleeps (BENCHMARKS.md: +6–42 % on idle
+  // cores against PASSIVE, about the same with one or two other busy processes). Set by us only when
   // the user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT; removed again so that child
   // processes (e.g. a PyTorch reference) see the user's environment.
   const setPolicy = process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined;

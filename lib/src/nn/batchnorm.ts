@@ -84,7 +84,7 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
     const [xi, g, b] = args as tf.Tensor[];
     const r = args.length === 5 ? args[3] as tf.Tensor : undefined;
     if (fused) {
-      const inputs: tf.NamedTensorMap = fuseAct && r !== undefined ? { x: xi, scale: g, offset: b, residual: r } : { x: xi, scale: g, offset: b };
+      const inputs: tf.NamedTensorMap = r !== undefined ? { x: xi, scale: g, offset: b, residual: r } : { x: xi, scale: g, offset: b };
       const [y, m, v] = tf.engine().runKernel('RiftBatchNormTrain', inputs, { varianceEpsilon: eps, relu }) as tf.Tensor[];
       mean = tf.keep(m) as tf.Tensor1D;
       variance = tf.keep(v) as tf.Tensor1D;
@@ -152,15 +152,18 @@ tf.registerGradient({
     const d = (Array.isArray(dy) ? dy[0] : dy);
     // The gradient reaching x·scale + shift (and the residual): dy through ReLU, or dy itself.
     const pre = () => (relu ? reluGradAt(d, y) : tf.clone(d));
-    const dShift = () => tf.reshape(tf.sum(pre(), AXES), scale.shape);
+    const dShiftOf = (g: tf.Tensor) => tf.reshape(tf.sum(g, AXES), scale.shape);
     const statistics = () => { throw new Error(`${BN_EVAL}: no gradient w.r.t. the running statistics (they are buffers, not parameters)`); };
     return {
       x: () => (relu && registered('RiftScaleShiftReluGrad')
         ? tf.engine().runKernel('RiftScaleShiftReluGrad', { dy: d, y, scale }) as tf.Tensor
         : tf.mul(pre(), scale)),
       // scale receives x·dy summed, and −mean·dShift through shift = β − mean·scale; γ then gets rsqrt(var + eps) times that.
-      gamma: () => tf.mul(tf.add(tf.reshape(tf.sum(tf.mul(pre(), x), AXES), scale.shape), tf.mul(tf.neg(dShift()), mean)), tf.rsqrt(tf.add(variance, eps))),
-      beta: dShift,
+      gamma: () => {
+        const g = pre();
+        return tf.mul(tf.add(tf.reshape(tf.sum(tf.mul(g, x), AXES), scale.shape), tf.mul(tf.neg(dShiftOf(g)), mean)), tf.rsqrt(tf.add(variance, eps)));
+      },
+      beta: () => dShiftOf(pre()),
       mean: statistics,
       variance: statistics,
       residual: pre,
