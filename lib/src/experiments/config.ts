@@ -247,9 +247,9 @@ const IMPORTED: Omit<ExperimentConfig, 'dataset'> = {
   },
   interpolation: { enabled: true, alphas: [0, 0.5, 1], tolerance: 0.1 },
   topK: [1, 2, 3, 4, 5],
-  // A full-width ResNet-18 costs ~16× the quarter-width model per image (FLOPs), so the standard
-  // suite runs on 2 test images per class (projected from the quarter-width cost in BENCHMARKS.md,
-  // not measured at full width); raise it with --set autoattack.n=… where time allows.
+  // The standard suite on 2 test images per class: ~7 min per model at full width on a 2-core
+  // AVX-512 Xeon (BENCHMARKS.md, ~20 s per image, ~57 s per image still robust after APGD-CE);
+  // raise it with --set autoattack.n=… where time allows.
   autoattack: { ...AA_STANDARD, n: 20, batchSize: 256 },
 };
 
