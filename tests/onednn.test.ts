@@ -10,11 +10,12 @@ import * as vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../lib/src/engine/engine.js';
 import { mulberry32 } from '../lib/src/util/rng.js';
-import { batchNormEval, batchNormTrain, setActivationFusion } from '../lib/src/nn/batchnorm.js';
+import { batchNormEval, batchNormTrain, setActivationFusion, updateRunningStats } from '../lib/src/nn/batchnorm.js';
 import { createNetwork, type ModelConfig } from '../lib/src/nn/model.js';
 import { pgd } from '../lib/src/attacks/pgd.js';
 import { crossEntropy } from '../lib/src/nn/losses.js';
-import { ONEDNN_BN_KERNELS, onednnKernelStats, onednnPoolStats, resetOnednnKernelStats, tryRegisterOnednn } from '../lib/src/engine/onednn.js';
+import { SGD, setFusedSgd } from '../lib/src/nn/optim.js';
+import { ONEDNN_BN_KERNELS, ONEDNN_OPTIM_KERNELS, onednnKernelStats, onednnPoolStats, resetOnednnKernelStats, tryRegisterOnednn } from '../lib/src/engine/onednn.js';
 
 const REQUIRE = process.env.RIFT_REQUIRE_ONEDNN === '1';
 const status = tryRegisterOnednn(2);
@@ -77,7 +78,7 @@ test('onednn backend is available', { skip: REQUIRE ? false : skip }, async () =
   const info = await initEngine({ backend: 'onednn', threads: 2 });
   assert.equal(info.tfBackend, 'onednn');
   assert.equal(status.info?.threads, 2);
-  for (const k of ONEDNN_BN_KERNELS) assert.ok(tf.getKernel(k, 'onednn'), `${k} registered`);
+  for (const k of [...ONEDNN_BN_KERNELS, ...ONEDNN_OPTIM_KERNELS]) assert.ok(tf.getKernel(k, 'onednn'), `${k} registered`);
   // Every cpu kernel is available on onednn too.
   for (const k of tf.getKernelsForBackend('cpu')) assert.ok(tf.getKernel(k.kernelName, 'onednn'), k.kernelName);
 });
@@ -396,6 +397,81 @@ test('whole networks (ResNet-18, PreActResNet-18, WideResNet): logits, PGD examp
     m.dispose();
   }
   tf.dispose([x, y]);
+});
+
+test('SGD: the one-pass RiftSgdStep gives the composed ops\' parameters and momentum buffers bit for bit (every momentum/decay case, NaN, Inf, −0, a changing lr), with no tensor leak', { skip }, async () => {
+  // Parameters and gradients over many magnitudes, with the special values the ops must pass through alike.
+  const specials = [NaN, Infinity, -Infinity, -0, 0, 1e-38, 3e38];
+  const values = (seed: number, n: number) => {
+    const r = mulberry32(seed);
+    return Float32Array.from({ length: n }, (_, i) => (i < specials.length && seed % 2 === 0 ? specials[i] : (r() * 2 - 1) * 10 ** Math.floor(r() * 8 - 4)));
+  };
+  const shapes = [[3, 3, 4, 8], [10], [33, 7]];
+  const run = (backend: string, fused: boolean, options: { momentum: number; weightDecay: number }) => {
+    tf.setBackend(backend);
+    setFusedSgd(fused);
+    try {
+      const vars = shapes.map((s, i) => tf.variable(tf.tensor(values(100 + i, s.reduce((a, b) => a * b, 1)), s), true, `sgdtest${backend}${fused}${i}`));
+      const opt = new SGD(vars, { lr: 0.1, ...options });
+      const before = tf.memory().numTensors;
+      for (let step = 0; step < 3; step++) {
+        opt.lr = [0.1, 0.037, 1e-3][step];
+        const grads = Object.fromEntries(vars.map((v, i) => [v.name, tf.tensor(values(200 + 10 * step + i, v.size), v.shape)]));
+        opt.step(grads);
+        tf.dispose(Object.values(grads));
+      }
+      const buffersCreated = options.momentum !== 0 ? vars.length : 0;
+      assert.equal(tf.memory().numTensors, before + buffersCreated, 'no tensor leak beyond the momentum buffers');
+      const out = [...vars.map((v) => (v.dataSync() as Float32Array).slice()), ...Object.values(opt.stateArrays()).map((a) => a.slice())];
+      opt.dispose();
+      tf.dispose(vars);
+      return out;
+    } finally {
+      setFusedSgd(true);
+    }
+  };
+  for (const options of [{ momentum: 0.9, weightDecay: 5e-4 }, { momentum: 0.9, weightDecay: 0 }, { momentum: 0, weightDecay: 5e-4 }, { momentum: 0, weightDecay: 0 }]) {
+    resetOnednnKernelStats();
+    const fused = run('onednn', true, options);
+    assertNative(['RiftSgdStep']);
+    const composed = run('onednn', false, options), cpu = run('cpu', false, options);
+    assert.equal(fused.length, shapes.length + (options.momentum !== 0 ? shapes.length : 0));
+    fused.forEach((v, k) => {
+      assert.deepEqual(v, composed[k], `${JSON.stringify(options)}: output ${k} bit-identical to the composed ops`);
+      assert.deepEqual(v, cpu[k], `${JSON.stringify(options)}: output ${k} bit-identical to the cpu backend`);
+    });
+  }
+  await tf.setBackend('onednn');
+});
+
+test('running statistics: the one-kernel RiftRunningStats update equals the composed ops of the cpu backend bit for bit', { skip }, async () => {
+  const C = 37;
+  const vals = (seed: number, positive: boolean) => {
+    const r = mulberry32(seed);
+    return Float32Array.from({ length: C }, (_, i) => (i === 0 ? NaN : i === 1 ? Infinity : i === 2 ? -0 : (positive ? r() : r() * 2 - 1) * 10 ** Math.floor(r() * 8 - 4)));
+  };
+  const run = (backend: string, count: number, momentum: number) => {
+    tf.setBackend(backend);
+    const rm = tf.variable(tf.tensor1d(vals(1, false)), false), rv = tf.variable(tf.tensor1d(vals(2, true)), false);
+    const before = tf.memory().numTensors;
+    for (let step = 0; step < 3; step++) {
+      const [m, v] = [tf.tensor1d(vals(10 + step, false)), tf.tensor1d(vals(20 + step, true))];
+      updateRunningStats(rm, rv, m as tf.Tensor1D, v as tf.Tensor1D, count, momentum);
+      tf.dispose([m, v]);
+    }
+    assert.equal(tf.memory().numTensors, before, 'no tensor leak');
+    const out = [(rm.dataSync() as Float32Array).slice(), (rv.dataSync() as Float32Array).slice()];
+    tf.dispose([rm, rv]);
+    return out;
+  };
+  for (const [count, momentum] of [[128 * 32 * 32, 0.1], [7, 0.01], [1, 0.1]]) {
+    resetOnednnKernelStats();
+    const fused = run('onednn', count, momentum);
+    assertNative(['RiftRunningStats']);
+    const composed = run('cpu', count, momentum);
+    fused.forEach((v, k) => assert.deepEqual(v, composed[k], `count ${count}, momentum ${momentum}: ${k ? 'running_var' : 'running_mean'} bit-identical`));
+  }
+  await tf.setBackend('onednn');
 });
 
 /** Training batch norm composed from tf ops (the reference). */

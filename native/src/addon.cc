@@ -361,6 +361,21 @@ Napi::Value ScaleShiftReluGrad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// sgdStep(theta, grad, buf|null, thetaOut, bufOut|null, lr, momentum, weightDecay)
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  F32 theta = f32_arg(info, 0, "theta");
+  const int64_t n = int64_t(theta.length);
+  const float* grad = f32_arg(info, 1, "grad", n);
+  const float* buf = optional_f32_arg(info, 2, "buf", n);
+  float* theta_out = f32_arg(info, 3, "thetaOut", n);
+  const float momentum = float(num_arg(info, 6, "momentum"));
+  float* buf_out = optional_f32_arg(info, 4, "bufOut", n);
+  if (momentum != 0.f && buf_out == nullptr) throw Napi::TypeError::New(info.Env(), "sgdStep: bufOut is required when momentum != 0");
+  rift::sgd_step(theta.data, grad, buf, theta_out, buf_out, n, float(num_arg(info, 5, "lr")), momentum,
+                 float(num_arg(info, 7, "weightDecay")));
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag tuned;
   std::call_once(tuned, tune_malloc);
@@ -385,6 +400,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def("bnInfer", guarded<BnInfer>);
   def("bnEval", guarded<BnEval>);
   def("scaleShiftReluGrad", guarded<ScaleShiftReluGrad>);
+  def("sgdStep", guarded<SgdStep>);
   return exports;
 }
 

@@ -109,4 +109,13 @@ void scale_shift_relu_grad(const float* dy, const float* y, const float* scale, 
 void bn_infer(const float* x, const float* mean, const float* var, const float* scale, const float* offset,
               float* y, int64_t m, int64_t c, float eps);
 
+/**
+ * One step of PyTorch's SGD (dampening 0, not Nesterov) on n values: d = grad + θ·weight_decay
+ * (no decay term when it is 0); with momentum ≠ 0, buf_out = buf·momentum + d (= d when buf is
+ * null: the first step) and the update is buf_out, otherwise d (buf_out unused);
+ * theta_out = θ − update·lr. Each step rounded as the composed TF.js ops round it.
+ */
+void sgd_step(const float* theta, const float* grad, const float* buf, float* theta_out, float* buf_out, int64_t n,
+              float lr, float momentum, float weight_decay);
+
 }  // namespace rift

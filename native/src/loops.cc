@@ -438,4 +438,20 @@ void scale_shift_relu_grad(const float* dy, const float* y, const float* scale, 
   });
 }
 
+void sgd_step(const float* theta, const float* grad, const float* buf, float* theta_out, float* buf_out, int64_t n,
+              float lr, float momentum, float weight_decay) {
+  const bool decay = weight_decay != 0.f, mom = momentum != 0.f;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    // As the composed ops round: Multiply, Add (decay); Multiply, Add (momentum); Multiply, Sub.
+    const float d = decay ? grad[i] + theta[i] * weight_decay : grad[i];
+    float u = d;
+    if (mom) {
+      u = buf != nullptr ? buf[i] * momentum + d : d;
+      buf_out[i] = u;
+    }
+    theta_out[i] = theta[i] - u * lr;
+  }
+}
+
 }  // namespace rift

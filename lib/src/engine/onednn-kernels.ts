@@ -46,6 +46,9 @@ export interface NativeAddon {
     residual: Float32Array | null, relu: boolean, eps: number, y: Float32Array, scale: Float32Array, shift: Float32Array, m: number, c: number): void;
   /** dx = (dy·step(y))·scale per channel. */
   scaleShiftReluGrad(dy: Float32Array, y: Float32Array, scale: Float32Array, dx: Float32Array, m: number, c: number): void;
+  /** One SGD step (nn/optim.ts): thetaOut = θ − lr·(buf·momentum + grad + θ·weightDecay); bufOut required when momentum ≠ 0. */
+  sgdStep(theta: Float32Array, grad: Float32Array, buf: Float32Array | null, thetaOut: Float32Array, bufOut: Float32Array | null,
+    lr: number, momentum: number, weightDecay: number): void;
 }
 
 /** What the addon reports about itself. */
@@ -493,6 +496,54 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     return b.makeTensorInfo([...y.shape], 'float32', dx);
   };
 
+  /**
+   * One step of PyTorch's SGD on one parameter (inputs theta, grad, optional buf: the momentum
+   * buffer, absent on the first step; attrs lr, momentum, weightDecay): [θ'] or, with momentum,
+   * [θ', buf']. One pass instead of the five to six element-wise kernels of nn/optim.ts's
+   * composed step, each value rounded as they round it.
+   */
+  const sgdStep: Kernel = (args) => {
+    const { theta, grad, buf } = args.inputs as { theta: TensorInfo; grad: TensorInfo; buf?: TensorInfo };
+    const { lr, momentum, weightDecay } = args.attrs as unknown as { lr: number; momentum: number; weightDecay: number };
+    const b = be(args);
+    for (const [what, t] of [['grad', grad], ['buf', buf]] as const) {
+      if (t !== undefined && (t.dtype !== 'float32' || !sameShape(t.shape, theta.shape))) {
+        throw new Error(`RiftSgdStep: ${what} must be float32 [${theta.shape}] like theta, got ${t.dtype} [${t.shape}]`);
+      }
+    }
+    const tv = need(b, theta, 'RiftSgdStep theta');
+    const thetaOut = b.alloc(tv.length), bufOut = momentum !== 0 ? b.alloc(tv.length) : null;
+    addon.sgdStep(tv, need(b, grad, 'RiftSgdStep grad'), buf ? need(b, buf, 'RiftSgdStep buf') : null, thetaOut, bufOut, lr, momentum, weightDecay);
+    const out = [b.makeTensorInfo([...theta.shape], 'float32', thetaOut)];
+    if (bufOut) out.push(b.makeTensorInfo([...theta.shape], 'float32', bufOut));
+    return out;
+  };
+
+  /**
+   * PyTorch's running-statistics update of one batch norm (inputs runningMean, runningVar, mean,
+   * variance, all [C]; attrs count = N·H·W, momentum): [r·(1−m) + mean·m, r·(1−m) +
+   * variance·count/(count−1)·m]. One kernel instead of nn/batchnorm.ts's seven, on C values, so in
+   * JS; every product and sum rounded to float32 as those kernels round it.
+   */
+  const runningStats: Kernel = (args) => {
+    const { runningMean, runningVar, mean, variance } = args.inputs as Record<'runningMean' | 'runningVar' | 'mean' | 'variance', TensorInfo>;
+    const { count, momentum } = args.attrs as unknown as { count: number; momentum: number };
+    const b = be(args);
+    const c = sizeOf(runningMean.shape);
+    for (const [what, t] of [['runningVar', runningVar], ['mean', mean], ['variance', variance]] as const) {
+      if (t.dtype !== 'float32' || sizeOf(t.shape) !== c) throw new Error(`RiftRunningStats: ${what} must be float32 with ${c} values like runningMean, got ${t.dtype} [${t.shape}]`);
+    }
+    const rm = need(b, runningMean, 'RiftRunningStats runningMean'), rv = need(b, runningVar, 'RiftRunningStats runningVar');
+    const bm = need(b, mean, 'RiftRunningStats mean'), bv = need(b, variance, 'RiftRunningStats variance');
+    const f = Math.fround, keep = f(1 - momentum), m = f(momentum), unbias = f(count / (count - 1));
+    const outM = b.alloc(c), outV = b.alloc(c);
+    for (let i = 0; i < c; i++) {
+      outM[i] = f(rm[i] * keep) + f(bm[i] * m);
+      outV[i] = f(rv[i] * keep) + f((count > 1 ? f(bv[i] * unbias) : bv[i]) * m);
+    }
+    return [b.makeTensorInfo([...runningMean.shape], 'float32', outM), b.makeTensorInfo([...runningVar.shape], 'float32', outV)];
+  };
+
   const kernels: Record<string, Kernel> = {
     Conv2D: conv2D('Conv2D'),
     FusedConv2D: conv2D('FusedConv2D'),
@@ -517,6 +568,8 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     RiftBatchNormTrainGrad: bnTrainGrad,
     RiftBatchNormEval: bnEval,
     RiftScaleShiftReluGrad: scaleShiftReluGrad,
+    RiftSgdStep: sgdStep,
+    RiftRunningStats: runningStats,
   };
   for (const [name, k] of Object.entries(kernels)) {
     const e = entry(name);

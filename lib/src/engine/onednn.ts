@@ -38,11 +38,21 @@ export type { PoolStats } from './onednn-backend.js';
  *    gamma/√(variance+eps), shift = beta − mean·scale, y = relu?(x·scale + shift + residual?).
  *  - `RiftScaleShiftReluGrad`: inputs {dy, y, scale}: (dy·step(y))·scale, the x-gradient of a
  *    RiftBatchNormEval with relu from its outputs.
+ *  - `RiftRunningStats`: inputs {runningMean, runningVar, mean, variance} (all [C]), attrs {count
+ *    (N·H·W), momentum}; returns PyTorch's updated [runningMean, runningVar] (unbiased variance).
  * Every step is rounded as the separate TF.js ops round it, so a fused layer's values and
  * gradients equal the composed ops' bit for bit. Outputs are new tensors owned by the caller
  * (dispose them, or run inside tf.tidy).
  */
-export const ONEDNN_BN_KERNELS = ['RiftBatchNormTrain', 'RiftBatchNormTrainGrad', 'RiftBatchNormEval', 'RiftScaleShiftReluGrad'] as const;
+export const ONEDNN_BN_KERNELS = ['RiftBatchNormTrain', 'RiftBatchNormTrainGrad', 'RiftBatchNormEval', 'RiftScaleShiftReluGrad', 'RiftRunningStats'] as const;
+
+/**
+ * The optimizer's custom kernel, registered for 'onednn' only (nn/optim.ts calls it when it is
+ * registered for the active backend): `RiftSgdStep`, inputs {theta, grad, buf?} (float32, one
+ * shape; buf the momentum buffer, absent on the first step), attrs {lr, momentum, weightDecay};
+ * returns [θ'] or, when momentum ≠ 0, [θ', buf'], rounded as the composed ops round them.
+ */
+export const ONEDNN_OPTIM_KERNELS = ['RiftSgdStep'] as const;
 
 /** Result of `tryRegisterOnednn`: whether the 'onednn' backend is available, and why not or what the addon reports. */
 export interface OnednnStatus {

@@ -202,6 +202,12 @@ export function updateRunningStats(
   runningMean: tf.Variable, runningVar: tf.Variable, mean: tf.Tensor1D, variance: tf.Tensor1D, count: number, momentum: number,
 ): void {
   tf.tidy(() => {
+    if (registered('RiftRunningStats')) {
+      const [m, v] = tf.engine().runKernel('RiftRunningStats', { runningMean, runningVar, mean, variance }, { count, momentum }) as tf.Tensor[];
+      runningMean.assign(m);
+      runningVar.assign(v);
+      return;
+    }
     const unbiased = count > 1 ? tf.mul(variance, count / (count - 1)) : variance;
     runningMean.assign(tf.add(tf.mul(runningMean, 1 - momentum), tf.mul(mean, momentum)));
     runningVar.assign(tf.add(tf.mul(runningVar, 1 - momentum), tf.mul(unbiased, momentum)));

@@ -20,6 +20,16 @@ export const DEFAULT_SGD: SGDOptions = { lr: 0.1, momentum: 0.9, weightDecay: 5e
 
 let sgdCounter = 0;
 
+let fusedSgd = true;
+/**
+ * Whether `SGD.step` uses the backend's one-pass `RiftSgdStep` kernel where it has one (default
+ * true). false runs the composed ops, as an A/B reference for tests and benchmarks; the results
+ * are the same either way.
+ */
+export function setFusedSgd(enabled: boolean): void {
+  fusedSgd = enabled;
+}
+
 /**
  * PyTorch-style SGD (see the file comment) over live tf.Variables; momentum buffers are created at each variable's first step
  * and freed by `dispose()`.
@@ -43,24 +53,35 @@ export class SGD {
    */
   step(grads: Record<string, tf.Tensor>): void {
     const { momentum, weightDecay } = this.options;
+    // One kernel per parameter where the backend has it; otherwise the same arithmetic op by op.
+    const fused = tf.getKernel('RiftSgdStep', tf.getBackend()) !== undefined && fusedSgd;
     tf.tidy(() => {
       for (const v of this.vars) {
         const g = grads[v.name];
         if (!g) throw new Error(`SGD.step: no gradient for variable '${v.name}'`);
+        const buf = this.buffers.get(v.name);
+        if (fused) {
+          const [theta, nextBuf] = tf.engine().runKernel('RiftSgdStep', { theta: v, grad: g, ...(buf ? { buf } : {}) },
+            { lr: this.lr, momentum, weightDecay }) as tf.Tensor[];
+          if (nextBuf) this.setBuffer(v.name, buf, nextBuf);
+          v.assign(theta);
+          continue;
+        }
         const d = weightDecay !== 0 ? tf.add(g, tf.mul(v, weightDecay)) : g;
         let update = d;
         if (momentum !== 0) {
-          const buf = this.buffers.get(v.name);
-          if (buf) {
-            buf.assign(tf.add(tf.mul(buf, momentum), d));
-            update = buf;
-          } else {
-            this.buffers.set(v.name, tf.variable(d, false, `sgd${this.id}/${v.name}`));
-          }
+          update = buf ? tf.add(tf.mul(buf, momentum), d) : d;
+          this.setBuffer(v.name, buf, update);
         }
         v.assign(tf.sub(v, tf.mul(update, this.lr)));
       }
     });
+  }
+
+  /** The first step creates the momentum buffer from the update; later steps assign to it. */
+  private setBuffer(name: string, buf: tf.Variable | undefined, value: tf.Tensor): void {
+    if (buf) buf.assign(value);
+    else this.buffers.set(name, tf.variable(value, false, `sgd${this.id}/${name}`));
   }
 
   /** Momentum buffers as JS copies keyed by variable name (for checkpoints). */
