@@ -399,7 +399,7 @@ test('whole networks (ResNet-18, PreActResNet-18, WideResNet): logits, PGD examp
   tf.dispose([x, y]);
 });
 
-test('SGD: the one-pass RiftSgdStep gives the composed ops\' parameters and momentum buffers bit for bit (every momentum/decay case, NaN, Inf, −0, a changing lr), with no tensor leak', { skip }, async () => {
+test('SGD: the one-pass RiftSgdStep gives the composed ops\' parameters and momentum buffers bit for bit (every momentum/decay case, values that round to 0, NaN, Inf, −0, a changing lr), with no tensor leak', { skip }, async () => {
   // Parameters and gradients over many magnitudes, with the special values the ops must pass through alike.
   const specials = [NaN, Infinity, -Infinity, -0, 0, 1e-38, 3e38];
   const values = (seed: number, n: number) => {
@@ -430,7 +430,9 @@ test('SGD: the one-pass RiftSgdStep gives the composed ops\' parameters and mome
       setFusedSgd(true);
     }
   };
-  for (const options of [{ momentum: 0.9, weightDecay: 5e-4 }, { momentum: 0.9, weightDecay: 0 }, { momentum: 0, weightDecay: 5e-4 }, { momentum: 0, weightDecay: 0 }]) {
+  // 1e-50 is not 0 but rounds to float32 0: the composed ops still run the decay and momentum terms (θ·0, buf·0).
+  for (const options of [{ momentum: 0.9, weightDecay: 5e-4 }, { momentum: 0.9, weightDecay: 0 }, { momentum: 0, weightDecay: 5e-4 }, { momentum: 0, weightDecay: 0 },
+    { momentum: 1e-50, weightDecay: 1e-50 }]) {
     resetOnednnKernelStats();
     const fused = run('onednn', true, options);
     assertNative(['RiftSgdStep']);

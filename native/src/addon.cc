@@ -368,11 +368,11 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   const float* grad = f32_arg(info, 1, "grad", n);
   const float* buf = optional_f32_arg(info, 2, "buf", n);
   float* theta_out = f32_arg(info, 3, "thetaOut", n);
-  const float momentum = float(num_arg(info, 6, "momentum"));
   float* buf_out = optional_f32_arg(info, 4, "bufOut", n);
-  if (momentum != 0.f && buf_out == nullptr) throw Napi::TypeError::New(info.Env(), "sgdStep: bufOut is required when momentum != 0");
-  rift::sgd_step(theta.data, grad, buf, theta_out, buf_out, n, float(num_arg(info, 5, "lr")), momentum,
-                 float(num_arg(info, 7, "weightDecay")));
+  const double lr = num_arg(info, 5, "lr"), momentum = num_arg(info, 6, "momentum"), weight_decay = num_arg(info, 7, "weightDecay");
+  if (momentum != 0 && buf_out == nullptr) throw Napi::TypeError::New(info.Env(), "sgdStep: bufOut is required when momentum != 0");
+  rift::sgd_step(theta.data, grad, buf, theta_out, buf_out, n, float(lr), float(momentum), float(weight_decay), weight_decay != 0,
+                 momentum != 0);
   return info.Env().Undefined();
 }
 

@@ -111,11 +111,13 @@ void bn_infer(const float* x, const float* mean, const float* var, const float* 
 
 /**
  * One step of PyTorch's SGD (dampening 0, not Nesterov) on n values: d = grad + θ·weight_decay
- * (no decay term when it is 0); with momentum ≠ 0, buf_out = buf·momentum + d (= d when buf is
- * null: the first step) and the update is buf_out, otherwise d (buf_out unused);
- * theta_out = θ − update·lr. Each step rounded as the composed TF.js ops round it.
+ * when decay, else grad; when mom, buf_out = buf·momentum + d (= d when buf is null: the first
+ * step) and the update is buf_out, otherwise d (buf_out unused); theta_out = θ − update·lr. Each
+ * step rounded as the composed TF.js ops round it. decay and mom are the caller's "≠ 0" of the
+ * unrounded hyperparameters, as the composed ops decide them: a value that rounds to a float 0
+ * still runs its term (θ·0 is NaN for an infinite θ).
  */
 void sgd_step(const float* theta, const float* grad, const float* buf, float* theta_out, float* buf_out, int64_t n,
-              float lr, float momentum, float weight_decay);
+              float lr, float momentum, float weight_decay, bool decay, bool mom);
 
 }  // namespace rift

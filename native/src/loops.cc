@@ -439,8 +439,7 @@ void scale_shift_relu_grad(const float* dy, const float* y, const float* scale, 
 }
 
 void sgd_step(const float* theta, const float* grad, const float* buf, float* theta_out, float* buf_out, int64_t n,
-              float lr, float momentum, float weight_decay) {
-  const bool decay = weight_decay != 0.f, mom = momentum != 0.f;
+              float lr, float momentum, float weight_decay, bool decay, bool mom) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) {
     // As the composed ops round: Multiply, Add (decay); Multiply, Add (momentum); Multiply, Sub.

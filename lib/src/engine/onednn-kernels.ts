@@ -506,14 +506,10 @@ export function nativeKernels(addon: NativeAddon, stats: KernelStats): Record<st
     const { theta, grad, buf } = args.inputs as { theta: TensorInfo; grad: TensorInfo; buf?: TensorInfo };
     const { lr, momentum, weightDecay } = args.attrs as unknown as { lr: number; momentum: number; weightDecay: number };
     const b = be(args);
-    for (const [what, t] of [['grad', grad], ['buf', buf]] as const) {
-      if (t !== undefined && (t.dtype !== 'float32' || !sameShape(t.shape, theta.shape))) {
-        throw new Error(`RiftSgdStep: ${what} must be float32 [${theta.shape}] like theta, got ${t.dtype} [${t.shape}]`);
-      }
-    }
     const tv = need(b, theta, 'RiftSgdStep theta');
+    const gv = optionalLikeX('RiftSgdStep', 'grad', b, theta, grad)!, bv = optionalLikeX('RiftSgdStep', 'buf', b, theta, buf);
     const thetaOut = b.alloc(tv.length), bufOut = momentum !== 0 ? b.alloc(tv.length) : null;
-    addon.sgdStep(tv, need(b, grad, 'RiftSgdStep grad'), buf ? need(b, buf, 'RiftSgdStep buf') : null, thetaOut, bufOut, lr, momentum, weightDecay);
+    addon.sgdStep(tv, gv, bv, thetaOut, bufOut, lr, momentum, weightDecay);
     const out = [b.makeTensorInfo([...theta.shape], 'float32', thetaOut)];
     if (bufOut) out.push(b.makeTensorInfo([...theta.shape], 'float32', bufOut));
     return out;
